@@ -1,0 +1,300 @@
+import "reflect-metadata";
+import { createHash, randomBytes } from "node:crypto";
+import * as x509 from "@peculiar/x509";
+import { EstcaError, unavailable } from "../errors.ts";
+import { type HashName, type KeyManager, type KeyType, defaultHashFor } from "../hsm/key-manager.ts";
+import type { CaCertRecord, Store } from "../store/index.ts";
+import { type GeneralNameEntry, sanExtension, sanStrings } from "../pki/names.ts";
+import { toPem } from "../pki/encoding.ts";
+import { HsmPrivateKey, hsmCrypto, signingAlgorithmOf } from "./hsm-crypto.ts";
+import { ekuExtension, keyIdentifier, keyUsageExtension } from "./extensions.ts";
+
+/** What the RA decided a certificate should hold; the CA adds the CA-side extensions and signs. */
+export interface CertTemplate {
+  subject: x509.Name | string;
+  spki: Uint8Array;
+  keyAlgorithm: "rsa" | "ec" | "ed25519";
+  sans: GeneralNameEntry[];
+  validityDays: number;
+  keyUsage: readonly string[];
+  extendedKeyUsage: readonly string[];
+  profile: string;
+  requester: string;
+  kind?: "ee" | "tls" | "ocsp";
+  extraExtensions?: x509.Extension[];
+}
+
+export interface IssuedCert {
+  serial: string;
+  der: Buffer;
+  cert: x509.X509Certificate;
+  notAfter: Date;
+}
+
+/** One CA key and the certificate that makes it an issuer. */
+export interface Issuer {
+  generation: number;
+  cert: x509.X509Certificate;
+  der: Buffer;
+  key: HsmPrivateKey;
+  ski: string;
+  record: CaCertRecord;
+}
+
+export interface UrlConfig {
+  /** Base of the CRL and OCSP URLs written into certificates, e.g. http://ca.example:8080 */
+  httpBaseUrl: string;
+}
+
+const CLOCK_SKEW_MS = 60_000;
+
+export function rootKeyLabel(generation: number): string {
+  return `estca-root-${generation}`;
+}
+
+export function crlUrl(base: string, generation: number): string {
+  return `${base}/crl/${generation}.crl`;
+}
+export function ocspUrl(base: string): string {
+  return `${base}/ocsp`;
+}
+export function caIssuersUrl(base: string, generation: number): string {
+  return `${base}/ca/${generation}.crt`;
+}
+
+/** 16 random bytes, positive and without a leading zero: 126 bits of entropy. */
+export function newSerial(): string {
+  const b = randomBytes(16);
+  b[0] = (b[0] & 0x7f) | 0x40;
+  return b.toString("hex");
+}
+
+/**
+ * The certificate authority: builds and signs certificates with keys that stay in the token.
+ * It never sees HTTP; the RA hands it a template, it hands back a durable certificate.
+ */
+export class CertificateAuthority {
+  readonly crypto: Crypto;
+  private current: Issuer | null = null;
+  private readonly issuers = new Map<string, Issuer>();
+
+  constructor(
+    readonly km: KeyManager,
+    readonly store: Store,
+    private urls: UrlConfig,
+  ) {
+    this.crypto = hsmCrypto(km);
+    this.reload();
+  }
+
+  setUrls(urls: UrlConfig): void {
+    this.urls = urls;
+  }
+
+  get httpBaseUrl(): string {
+    return this.urls.httpBaseUrl;
+  }
+
+  /** Re-reads the CA certificates from the store (after init, rollover or recovery). */
+  reload(): void {
+    this.issuers.clear();
+    this.current = null;
+    for (const rec of this.store.caCerts.all()) {
+      if (rec.role !== "root" || !rec.keyLabel || !rec.keyType) continue;
+      const iss = this.issuerFrom(rec);
+      this.issuers.set(iss.ski, iss);
+      if (rec.status === "active" && (!this.current || rec.generation > this.current.generation)) this.current = iss;
+    }
+  }
+
+  private issuerFrom(rec: CaCertRecord): Issuer {
+    const keyType = rec.keyType as KeyType;
+    return {
+      generation: rec.generation,
+      cert: new x509.X509Certificate(new Uint8Array(rec.der)),
+      der: rec.der,
+      key: new HsmPrivateKey({ label: rec.keyLabel!, keyType }, defaultHashFor(keyType)),
+      ski: rec.ski,
+      record: rec,
+    };
+  }
+
+  get initialized(): boolean {
+    return this.current !== null;
+  }
+
+  /** The issuer new certificates are signed by. */
+  get issuer(): Issuer {
+    if (!this.current) throw unavailable("the CA has no active root: run `estca init`");
+    return this.current;
+  }
+
+  issuerBySki(ski: string): Issuer | undefined {
+    return this.issuers.get(ski);
+  }
+
+  allIssuers(): Issuer[] {
+    return [...this.issuers.values()].sort((a, b) => a.generation - b.generation);
+  }
+
+  /** Creates the first root: a key pair in the token and its self-signed certificate. */
+  async createRoot(opts: { name: string; keyType: KeyType; validityDays: number; generation?: number }): Promise<Issuer> {
+    const generation = opts.generation ?? 1;
+    const label = rootKeyLabel(generation);
+    const ref = this.km.findKey(label) ?? this.km.generateKeyPair(label, opts.keyType);
+    const key = new HsmPrivateKey(ref, defaultHashFor(ref.keyType));
+    const spki = this.km.publicKeySpki(ref);
+    const cert = await this.signCaCert({
+      subject: opts.name,
+      issuerName: opts.name,
+      spki,
+      signer: key,
+      issuerSki: keyIdentifier(spki),
+      notBefore: new Date(Date.now() - CLOCK_SKEW_MS),
+      notAfter: new Date(Date.now() + opts.validityDays * 86400_000),
+    });
+    this.store.caCerts.add(caRecord(cert, { generation, role: "root", status: "active", keyLabel: label, keyType: ref.keyType }));
+    this.reload();
+    return this.issuer;
+  }
+
+  /** Signs a CA certificate (a root or a rollover link) with `signer`. */
+  async signCaCert(p: {
+    subject: string | x509.Name;
+    issuerName: string | x509.Name;
+    spki: Uint8Array;
+    signer: HsmPrivateKey;
+    issuerSki: string;
+    notBefore: Date;
+    notAfter: Date;
+  }): Promise<x509.X509Certificate> {
+    return x509.X509CertificateGenerator.create(
+      {
+        serialNumber: newSerial(),
+        subject: p.subject,
+        issuer: p.issuerName,
+        notBefore: p.notBefore,
+        notAfter: p.notAfter,
+        publicKey: new Uint8Array(p.spki),
+        signingKey: p.signer as unknown as CryptoKey,
+        signingAlgorithm: signingAlgorithmOf(p.signer),
+        extensions: [
+          new x509.BasicConstraintsExtension(true, undefined, true),
+          new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+          new x509.SubjectKeyIdentifierExtension(keyIdentifier(p.spki)),
+          new x509.AuthorityKeyIdentifierExtension(p.issuerSki),
+        ],
+      },
+      this.crypto,
+    );
+  }
+
+  /**
+   * Issues an end-entity certificate and commits it before returning: nobody sees a certificate
+   * the store could lose. `alsoInTransaction` runs in the same transaction (supersede, approvals).
+   */
+  async issue(t: CertTemplate, alsoInTransaction?: (serial: string) => void): Promise<IssuedCert> {
+    const iss = this.issuer;
+    const now = Date.now();
+    const notBefore = new Date(now - CLOCK_SKEW_MS);
+    const wanted = now + t.validityDays * 86400_000;
+    const notAfter = new Date(Math.min(wanted, iss.cert.notAfter.getTime()));
+    const subject = typeof t.subject === "string" ? new x509.Name(t.subject) : t.subject;
+    const emptySubject = subject.toString() === "";
+    const exts: x509.Extension[] = [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.SubjectKeyIdentifierExtension(keyIdentifier(t.spki)),
+      new x509.AuthorityKeyIdentifierExtension(iss.ski),
+    ];
+    const ku = keyUsageExtension(t.keyUsage, t.keyAlgorithm);
+    if (ku) exts.push(ku);
+    const eku = ekuExtension(t.extendedKeyUsage);
+    if (eku) exts.push(eku);
+    if (t.sans.length) {
+      const san = sanExtension(t.sans);
+      // RFC 5280 4.2.1.6: with an empty subject the SAN carries the identity and is critical.
+      exts.push(emptySubject ? new x509.SubjectAlternativeNameExtension(san.names.toJSON(), true) : san);
+    }
+    const base = this.urls.httpBaseUrl;
+    exts.push(new x509.CRLDistributionPointsExtension([crlUrl(base, iss.generation)]));
+    exts.push(new x509.AuthorityInfoAccessExtension({ ocsp: [ocspUrl(base)], caIssuers: [caIssuersUrl(base, iss.generation)] }));
+    if (t.extraExtensions) exts.push(...t.extraExtensions);
+
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const serial = newSerial();
+      const cert = await x509.X509CertificateGenerator.create(
+        {
+          serialNumber: serial,
+          subject,
+          issuer: iss.cert.subjectName,
+          notBefore,
+          notAfter,
+          publicKey: new Uint8Array(t.spki),
+          signingKey: iss.key as unknown as CryptoKey,
+          signingAlgorithm: signingAlgorithmOf(iss.key),
+          extensions: exts,
+        },
+        this.crypto,
+      );
+      const der = Buffer.from(cert.rawData);
+      const inserted = this.store.transaction(() => {
+        const ok = this.store.certs.insert({
+          serial,
+          subject: subject.toString(),
+          sans: sanStrings(t.sans),
+          notBefore: notBefore.getTime(),
+          notAfter: notAfter.getTime(),
+          issuer: iss.cert.subject,
+          issuerKey: iss.ski,
+          profile: t.profile,
+          requester: t.requester,
+          spkiSha256: createHash("sha256").update(t.spki).digest("hex"),
+          der,
+          createdAt: now,
+          kind: t.kind ?? "ee",
+        });
+        if (ok && alsoInTransaction) alsoInTransaction(serial);
+        return ok;
+      });
+      if (inserted) return { serial, der, cert, notAfter };
+    }
+    throw new EstcaError("internal", "could not draw a unique serial number in 5 attempts");
+  }
+
+  /** Hash used with the current key, for callers that sign other structures (OCSP, CMS). */
+  get hash(): HashName {
+    return this.issuer.key.hash;
+  }
+
+  /**
+   * What /cacerts serves (RFC 7030 4.1.3): the current root and, during a rollover, the
+   * links between the old and new keys.
+   */
+  cacerts(): Buffer[] {
+    return [this.issuer.der];
+  }
+
+  /** PEM of the trust anchors a client should pin: every root that is still in date. */
+  trustAnchorsPem(now = Date.now()): string {
+    return this.allIssuers()
+      .filter((i) => i.cert.notAfter.getTime() > now && i.record.status !== "pending")
+      .sort((a, b) => b.generation - a.generation)
+      .map((i) => toPem(i.der, "CERTIFICATE"))
+      .join("");
+  }
+}
+
+export function caRecord(
+  cert: x509.X509Certificate,
+  p: Pick<CaCertRecord, "generation" | "role" | "status" | "keyLabel" | "keyType">,
+): Omit<CaCertRecord, "id" | "createdAt"> {
+  return {
+    ...p,
+    subject: cert.subject,
+    serial: cert.serialNumber.toLowerCase(),
+    ski: keyIdentifier(new Uint8Array(cert.publicKey.rawData)),
+    notBefore: cert.notBefore.getTime(),
+    notAfter: cert.notAfter.getTime(),
+    der: Buffer.from(cert.rawData),
+  };
+}

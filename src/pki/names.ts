@@ -1,0 +1,45 @@
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+import { badRequest } from "../errors.ts";
+import { OID } from "./oids.ts";
+import type { SanType } from "../config/schema.ts";
+
+export interface GeneralNameEntry {
+  type: SanType | "other";
+  value: string;
+}
+
+const FROM_X509: Record<string, SanType> = { dns: "dns", ip: "ip", email: "email", url: "uri" };
+const TO_X509: Record<SanType, x509.GeneralNameType> = { dns: "dns", ip: "ip", email: "email", uri: "url" };
+
+/** SANs of a DER Extension (subjectAltName), as typed entries. */
+export function sanFromExtensionDer(extDer: Uint8Array): GeneralNameEntry[] {
+  try {
+    const ext = new x509.SubjectAlternativeNameExtension(new Uint8Array(extDer));
+    return ext.names.items.map((n) => ({ type: FROM_X509[n.type] ?? "other", value: n.type in FROM_X509 ? n.value : `${n.type}:${n.value}` }));
+  } catch (e) {
+    throw badRequest(`subjectAltName extension is malformed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+export function sanExtension(sans: GeneralNameEntry[]): x509.SubjectAlternativeNameExtension {
+  const items = sans.filter((s): s is { type: SanType; value: string } => s.type !== "other").map((s) => ({ type: TO_X509[s.type], value: s.value }));
+  return new x509.SubjectAlternativeNameExtension(items, false);
+}
+
+/** The form the store and UI use: "dns:host.example". */
+export function sanStrings(sans: GeneralNameEntry[]): string[] {
+  return sans.map((s) => `${s.type}:${s.value}`);
+}
+
+export function sameSans(a: GeneralNameEntry[], b: GeneralNameEntry[]): boolean {
+  const norm = (l: GeneralNameEntry[]) => sanStrings(l).map((s) => s.toLowerCase()).sort().join("\n");
+  return norm(a) === norm(b);
+}
+
+/** Subject and SANs of a certificate, in the same forms a parsed CSR uses. */
+export function certSubjectAndSans(der: Buffer): { subject: string; sans: GeneralNameEntry[] } {
+  const c = new x509.X509Certificate(new Uint8Array(der));
+  const ext = c.getExtension(OID.subjectAltName);
+  return { subject: c.subject, sans: ext ? sanFromExtensionDer(new Uint8Array(ext.rawData)) : [] };
+}

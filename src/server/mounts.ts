@@ -1,0 +1,6 @@
+import type { Mount } from "./apps.ts";
+import { mountHealth } from "./health.ts";
+
+// The edges each listener serves besides EST. A new edge adds itself here.
+export const tlsMounts: Mount[] = [];
+export const httpMounts: Mount[] = [mountHealth];

@@ -1,0 +1,34 @@
+import type { Db } from "./db.ts";
+import { wrapWriteError } from "./db.ts";
+
+export interface CrlRecord {
+  number: number;
+  issuerKey: string;
+  thisUpdate: number;
+  nextUpdate: number;
+  der: Buffer;
+}
+
+const COLUMNS = `number, issuer_key AS issuerKey, this_update AS thisUpdate, next_update AS nextUpdate, der`;
+
+export class CrlRepo {
+  constructor(private readonly db: Db) {}
+
+  /** CRL numbers are shared across issuers so that they only ever grow (RFC 5280 5.2.3). */
+  nextNumber(): number {
+    const r = this.db.prepare(`SELECT max(number) AS n FROM crls`).get() as { n: number | null };
+    return (r.n ?? 0) + 1;
+  }
+
+  add(c: CrlRecord): void {
+    try {
+      this.db.prepare(`INSERT INTO crls (number, issuer_key, this_update, next_update, der) VALUES (@number, @issuerKey, @thisUpdate, @nextUpdate, @der)`).run(c);
+    } catch (e) {
+      wrapWriteError(e);
+    }
+  }
+
+  latest(issuerKey: string): CrlRecord | null {
+    return (this.db.prepare(`SELECT ${COLUMNS} FROM crls WHERE issuer_key = ? ORDER BY number DESC LIMIT 1`).get(issuerKey) as CrlRecord | undefined) ?? null;
+  }
+}

@@ -1,0 +1,81 @@
+import { EstcaError, messageOf, unavailable } from "../errors.ts";
+import { CaCertRepo } from "./ca-certs.ts";
+import { CertificateRepo } from "./certificates.ts";
+import { CrlRepo } from "./crls.ts";
+import { type Db, openDb, wrapWriteError } from "./db.ts";
+import { EnrollmentRepo } from "./enrollments.ts";
+import { MetaRepo } from "./meta.ts";
+import { RequestLogRepo } from "./requests.ts";
+import { UserRepo } from "./users.ts";
+
+export type { CertRecord, CertQuery, CertStatus, CertCounts } from "./certificates.ts";
+export type { RequestLogEntry } from "./requests.ts";
+export type { Enrollment, EnrollmentState } from "./enrollments.ts";
+export type { UserRecord, UserRole } from "./users.ts";
+export type { CaCertRecord, CaCertRole, CaCertStatus } from "./ca-certs.ts";
+export type { CrlRecord } from "./crls.ts";
+
+/** The storage authority: the only code in estca that speaks SQL. */
+export class Store {
+  readonly certs: CertificateRepo;
+  readonly requests: RequestLogRepo;
+  readonly enrollments: EnrollmentRepo;
+  readonly users: UserRepo;
+  readonly caCerts: CaCertRepo;
+  readonly crls: CrlRepo;
+  readonly meta: MetaRepo;
+
+  private constructor(private readonly db: Db) {
+    this.certs = new CertificateRepo(db);
+    this.requests = new RequestLogRepo(db);
+    this.enrollments = new EnrollmentRepo(db);
+    this.users = new UserRepo(db);
+    this.caCerts = new CaCertRepo(db);
+    this.crls = new CrlRepo(db);
+    this.meta = new MetaRepo(db);
+  }
+
+  static open(path: string, opts: { create: boolean } = { create: false }): Store {
+    return new Store(openDb(path, opts));
+  }
+
+  /** Runs fn in one durable transaction: all of it is committed, or none. */
+  transaction<T>(fn: () => T): T {
+    try {
+      return this.db.transaction(fn)();
+    } catch (e) {
+      if (e instanceof EstcaError) throw e;
+      return wrapWriteError(e);
+    }
+  }
+
+  /** Readiness: a write that is rolled back proves the file and its directory are writable. */
+  checkWritable(): void {
+    try {
+      this.db.transaction(() => {
+        this.db.prepare(`INSERT INTO meta (key, value) VALUES ('readyz', '1') ON CONFLICT(key) DO UPDATE SET value = '1'`).run();
+        throw new RollbackProbe();
+      })();
+    } catch (e) {
+      if (e instanceof RollbackProbe) return;
+      throw unavailable(`the database is not writable: ${messageOf(e)}`, 10);
+    }
+  }
+
+  integrityCheck(): string {
+    return String(this.db.pragma("integrity_check", { simple: true }));
+  }
+
+  close(): void {
+    if (this.db.open) {
+      try {
+        this.db.pragma("wal_checkpoint(TRUNCATE)");
+      } catch {
+        /* read-only: the WAL stays for next time */
+      }
+      this.db.close();
+    }
+  }
+}
+
+class RollbackProbe extends Error {}

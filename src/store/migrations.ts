@@ -1,0 +1,105 @@
+// Versioned schema steps. PRAGMA user_version holds the last step applied; each step runs in a
+// transaction with the version bump, so a crash never leaves a half-migrated database.
+// Append new steps; never edit one that has shipped.
+export const MIGRATIONS: string[] = [
+  /* 1: the initial schema */ `
+  CREATE TABLE certificates (
+    serial        TEXT PRIMARY KEY,          -- lower-case hex, no leading zero byte
+    subject       TEXT NOT NULL,
+    sans          TEXT NOT NULL DEFAULT '[]', -- JSON array of "dns:..", "ip:..", ...
+    not_before    INTEGER NOT NULL,          -- ms since epoch
+    not_after     INTEGER NOT NULL,
+    status        TEXT NOT NULL DEFAULT 'valid' CHECK (status IN ('valid','revoked','superseded')),
+    issuer        TEXT NOT NULL,
+    issuer_key    TEXT NOT NULL,             -- hex SKI of the issuing CA key
+    profile       TEXT NOT NULL,
+    requester     TEXT NOT NULL,
+    spki_sha256   TEXT NOT NULL,
+    der           BLOB NOT NULL,
+    created_at    INTEGER NOT NULL,
+    revoked_at    INTEGER,
+    revocation_reason TEXT,
+    superseded_by TEXT,
+    kind          TEXT NOT NULL DEFAULT 'ee' -- 'ee', 'tls' (the listener), 'ocsp'
+  );
+  CREATE INDEX certificates_status ON certificates(status, not_after);
+  CREATE INDEX certificates_created ON certificates(created_at);
+  CREATE INDEX certificates_subject ON certificates(subject);
+  CREATE INDEX certificates_spki ON certificates(spki_sha256);
+
+  CREATE TABLE est_requests (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    at            INTEGER NOT NULL,
+    request_id    TEXT NOT NULL,
+    operation     TEXT NOT NULL,
+    label         TEXT,
+    method        TEXT NOT NULL,
+    client_addr   TEXT,
+    client_identity TEXT,
+    auth_method   TEXT,
+    tls_version   TEXT,
+    status        INTEGER NOT NULL,
+    reason        TEXT,
+    serial        TEXT,
+    enrollment_id INTEGER,
+    duration_ms   REAL
+  );
+  CREATE INDEX est_requests_at ON est_requests(at);
+  CREATE INDEX est_requests_identity ON est_requests(client_identity);
+
+  CREATE TABLE enrollments (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    profile       TEXT NOT NULL,
+    operation     TEXT NOT NULL,
+    requester     TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    sans          TEXT NOT NULL DEFAULT '[]',
+    spki_sha256   TEXT NOT NULL,
+    csr_der       BLOB NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('pending','approved','rejected','issued')),
+    reason        TEXT,
+    decided_by    TEXT,
+    serial        TEXT
+  );
+  CREATE INDEX enrollments_lookup ON enrollments(profile, spki_sha256, subject, state);
+
+  CREATE TABLE users (
+    name          TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    labels        TEXT NOT NULL DEFAULT '[]', -- JSON array of profile names; empty = default profile
+    role          TEXT NOT NULL DEFAULT 'est' CHECK (role IN ('est','admin')),
+    created_at    INTEGER NOT NULL
+  );
+
+  CREATE TABLE ca_certs (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    generation    INTEGER NOT NULL,          -- 1 for the first root, +1 per rollover
+    role          TEXT NOT NULL CHECK (role IN ('root','oldWithNew','newWithOld','ocsp')),
+    status        TEXT NOT NULL CHECK (status IN ('active','retired','pending')),
+    key_label     TEXT,                      -- the token key that signs under this certificate
+    key_type      TEXT,
+    subject       TEXT NOT NULL,
+    serial        TEXT NOT NULL,
+    ski           TEXT NOT NULL,
+    not_before    INTEGER NOT NULL,
+    not_after     INTEGER NOT NULL,
+    der           BLOB NOT NULL,
+    created_at    INTEGER NOT NULL
+  );
+
+  CREATE TABLE crls (
+    number        INTEGER PRIMARY KEY,
+    issuer_key    TEXT NOT NULL,
+    this_update   INTEGER NOT NULL,
+    next_update   INTEGER NOT NULL,
+    der           BLOB NOT NULL
+  );
+
+  CREATE TABLE meta (
+    key           TEXT PRIMARY KEY,
+    value         TEXT NOT NULL
+  );
+  `,
+];
