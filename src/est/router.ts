@@ -145,6 +145,7 @@ function logRequest(ctx: Context, s: Services, st: EstState, ms: number): void {
     durationMs: Math.round(ms * 100) / 100,
   };
   s.store.requests.add(entry);
+  s.onEstRequest?.(entry);
   s.log.info({ reqId: st.requestId, op: st.operation, label: st.label, status: ctx.status, client: identity, tls: entry.tlsVersion, ms: entry.durationMs, reason: entry.reason ?? undefined }, "est request");
 }
 
