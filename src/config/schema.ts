@@ -137,6 +137,16 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Basic-auth failure throttling: after this many failures in the window, 429 until the lockout ends. */
+    security: z
+      .object({
+        authFailuresPerUser: z.number().int().positive().default(5),
+        authFailuresPerAddress: z.number().int().positive().default(20),
+        authFailureWindowSeconds: z.number().int().positive().default(300),
+        authLockoutSeconds: z.number().int().positive().default(300),
+      })
+      .strict()
+      .prefault({}),
     admin: z
       .object({
         sessionMinutes: z.number().positive().default(480),
