@@ -5,6 +5,7 @@ import type { KeyManager } from "../hsm/key-manager.ts";
 import type { Logger } from "../log.ts";
 import type { RegistrationAuthority } from "../ra/registration-authority.ts";
 import type { RequestLogEntry, Store } from "../store/index.ts";
+import type { Metrics } from "./metrics.ts";
 
 /** What the HTTP edges are given to work with. Each edge uses only what it needs. */
 export interface Services {
@@ -19,4 +20,5 @@ export interface Services {
   estOrigin: string;
   /** Told of every finished EST request after it is logged (metrics); must not throw. */
   onEstRequest?: (entry: RequestLogEntry) => void;
+  metrics?: Metrics;
 }

@@ -8,6 +8,7 @@ import { createLogger, type Logger } from "../log.ts";
 import { RegistrationAuthority } from "../ra/registration-authority.ts";
 import { toPem } from "../pki/encoding.ts";
 import { buildHttpApp, buildTlsApp } from "./apps.ts";
+import { Metrics } from "./metrics.ts";
 import { httpMounts, tlsMounts } from "./mounts.ts";
 import type { Services } from "./services.ts";
 
@@ -59,7 +60,9 @@ export async function startServer(inst: Instance, opts: { log?: Logger } = {}): 
   const log = opts.log ?? createLogger();
   const { config, paths } = inst;
   const ra = new RegistrationAuthority(inst.ca, inst.store, config, paths.dir);
-  const services: Services = { config, paths, km: inst.km, store: inst.store, ca: inst.ca, ra, log, estOrigin: "" };
+  const metrics = new Metrics(inst.store);
+  metrics.instrument(inst.km);
+  const services: Services = { config, paths, km: inst.km, store: inst.store, ca: inst.ca, ra, log, estOrigin: "", metrics, onEstRequest: (e) => metrics.observeEst(e) };
 
   const tlsOptions = () => ({
     key: readFileSync(paths.tlsKey),
