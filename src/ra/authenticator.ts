@@ -8,6 +8,7 @@ import { fromPemAll } from "../pki/encoding.ts";
 import type { Store } from "../store/index.ts";
 import type { ClientContext, Identity } from "./client.ts";
 import { verifyPassword } from "./passwords.ts";
+import { AuthThrottle, DEFAULT_THROTTLE, type ThrottleSettings } from "./throttle.ts";
 
 export const REALM = "estca";
 
@@ -49,13 +50,16 @@ export class Authenticator {
   private readonly anchors = new Map<string, X509Certificate[]>();
   private readonly verified = new Map<string, number>();
   private readonly pepper = randomBytes(32);
+  private readonly throttle: AuthThrottle;
 
   constructor(
     private readonly ca: CertificateAuthority,
     private readonly store: Store,
     profiles: Record<string, Profile>,
     dataDir: string,
+    security?: ThrottleSettings,
   ) {
+    this.throttle = new AuthThrottle(security ?? DEFAULT_THROTTLE);
     for (const [name, p] of Object.entries(profiles)) {
       const certs: X509Certificate[] = [];
       for (const file of p.externalTrustAnchors) {
@@ -90,7 +94,8 @@ export class Authenticator {
     }
     if (client.basic) {
       if (!profile.auth.includes("basic")) throw forbidden(`profile "${profileName}" does not accept HTTP Basic authentication; use a TLS client certificate`);
-      return this.checkPassword(profileName, client.basic.user, client.basic.password);
+      const { user, password } = client.basic;
+      return this.throttle.guard(user, client.addr, () => this.checkPassword(profileName, user, password));
     }
     if (certProblem && "error" in certProblem) throw certProblem.error;
     const how = profile.auth.includes("basic") ? (profile.auth.includes("cert") ? "HTTP Basic credentials or a client certificate" : "HTTP Basic credentials") : "a TLS client certificate";

@@ -35,7 +35,7 @@ export class RegistrationAuthority {
     readonly config: Config,
     dataDir: string,
   ) {
-    this.auth = new Authenticator(ca, store, config.profiles, dataDir);
+    this.auth = new Authenticator(ca, store, config.profiles, dataDir, config.security);
   }
 
   profile(label: string | null): { name: string; profile: Profile } {
