@@ -55,6 +55,15 @@ export class CaCertRepo {
     }
   }
 
+  /**
+   * Changes whenever a CA certificate is added, removed or changes status: a running server
+   * compares it on a timer to notice a rollover made by another process (the CLI).
+   */
+  fingerprint(): string {
+    const r = this.db.prepare(`SELECT count(*) AS n, coalesce(max(id), 0) AS m, coalesce(group_concat(id || status, ','), '') AS s FROM ca_certs`).get() as { n: number; m: number; s: string };
+    return `${r.n}:${r.m}:${r.s}`;
+  }
+
   remove(id: number): void {
     try {
       this.db.prepare(`DELETE FROM ca_certs WHERE id = ?`).run(id);

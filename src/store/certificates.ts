@@ -188,6 +188,14 @@ export class CertificateRepo {
     }
   }
 
+  /** How many unexpired revoked certificates one key has, and the latest revocation: tells whether its CRL is stale. */
+  revocationSummary(issuerKey: string, now = Date.now()): { count: number; lastAt: number } {
+    return this.db
+      .prepare(`SELECT count(*) AS count, coalesce(max(revoked_at), 0) AS lastAt FROM certificates
+        WHERE status = 'revoked' AND issuer_key = ? AND not_after >= ?`)
+      .get(issuerKey, now) as { count: number; lastAt: number };
+  }
+
   /** Revoked certificates of one issuing key that have not yet expired, for its CRL. */
   revokedBy(issuerKey: string, now = Date.now()): { serial: string; revokedAt: number; reason: string | null }[] {
     return this.db

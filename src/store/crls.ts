@@ -28,6 +28,20 @@ export class CrlRepo {
     }
   }
 
+  /**
+   * Adds a CRL unless its number was taken meanwhile (another process published one between
+   * nextNumber() and now); false tells the caller to draw a new number and sign again.
+   */
+  addIfNumberFree(c: CrlRecord): boolean {
+    try {
+      this.add(c);
+      return true;
+    } catch (e) {
+      if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") return false;
+      throw e;
+    }
+  }
+
   latest(issuerKey: string): CrlRecord | null {
     return (this.db.prepare(`SELECT ${COLUMNS} FROM crls WHERE issuer_key = ? ORDER BY number DESC LIMIT 1`).get(issuerKey) as CrlRecord | undefined) ?? null;
   }
