@@ -77,6 +77,8 @@ export class CertificateAuthority {
   readonly crypto: Crypto;
   private current: Issuer | null = null;
   private readonly issuers = new Map<string, Issuer>();
+  /** The RFC 4210 4.4 rollover links (OldWithNew, NewWithOld) of every generation. */
+  private links: CaCertRecord[] = [];
 
   constructor(
     readonly km: KeyManager,
@@ -99,7 +101,9 @@ export class CertificateAuthority {
   reload(): void {
     this.issuers.clear();
     this.current = null;
-    for (const rec of this.store.caCerts.all()) {
+    const all = this.store.caCerts.all();
+    this.links = all.filter((r) => r.role === "oldWithNew" || r.role === "newWithOld");
+    for (const rec of all) {
       if (rec.role !== "root" || !rec.keyLabel || !rec.keyType) continue;
       const iss = this.issuerFrom(rec);
       this.issuers.set(iss.ski, iss);
@@ -131,6 +135,10 @@ export class CertificateAuthority {
 
   issuerBySki(ski: string): Issuer | undefined {
     return this.issuers.get(ski);
+  }
+
+  issuerByGeneration(generation: number): Issuer | undefined {
+    return this.allIssuers().find((i) => i.generation === generation);
   }
 
   allIssuers(): Issuer[] {
@@ -193,8 +201,9 @@ export class CertificateAuthority {
    * Issues an end-entity certificate and commits it before returning: nobody sees a certificate
    * the store could lose. `alsoInTransaction` runs in the same transaction (supersede, approvals).
    */
-  async issue(t: CertTemplate, alsoInTransaction?: (serial: string) => void): Promise<IssuedCert> {
-    const iss = this.issuer;
+  async issue(t: CertTemplate, alsoInTransaction?: (serial: string) => void, issuer?: Issuer): Promise<IssuedCert> {
+    // Only an OCSP responder certificate is issued by an older key: it must speak for that key's certificates.
+    const iss = issuer ?? this.issuer;
     const now = Date.now();
     const notBefore = new Date(now - CLOCK_SKEW_MS);
     const wanted = now + t.validityDays * 86400_000;
@@ -270,8 +279,24 @@ export class CertificateAuthority {
    * What /cacerts serves (RFC 7030 4.1.3): the current root and, during a rollover, the
    * links between the old and new keys.
    */
-  cacerts(): Buffer[] {
-    return [this.issuer.der];
+  cacerts(now = Date.now()): Buffer[] {
+    const links = [this.activeLink("oldWithNew", now), this.activeLink("newWithOld", now)].filter((l) => l !== undefined);
+    return [this.issuer.der, ...links.map((l) => l.der)];
+  }
+
+  /**
+   * What the TLS listener sends after its own certificate: OldWithNew while it is valid, so a
+   * client that trusts only the previous root can still connect and learn the new one.
+   */
+  listenerChain(now = Date.now()): Buffer[] {
+    const l = this.activeLink("oldWithNew", now);
+    return l ? [l.der] : [];
+  }
+
+  /** A link of the current generation, served only while the old root it ties to is in date. */
+  private activeLink(role: "oldWithNew" | "newWithOld", now: number): CaCertRecord | undefined {
+    const gen = this.issuer.generation;
+    return this.links.find((l) => l.role === role && l.generation === gen && l.status === "active" && l.notAfter > now);
   }
 
   /** PEM of the trust anchors a client should pin: every root that is still in date. */
