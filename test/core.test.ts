@@ -182,6 +182,33 @@ describe("estca core", () => {
   });
 });
 
+describe("another PKCS#11 token", () => {
+  test("an existing token of any module can hold the CA key instead of a project-local one", async () => {
+    const work = tempDir();
+    try {
+      const tokens = join(work, "tokens");
+      await run("mkdir", ["-p", tokens]);
+      const conf = join(work, "softhsm2.conf");
+      writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\n`);
+      const env = { ...process.env, SOFTHSM2_CONF: conf };
+      const t = await run("softhsm2-util", ["--init-token", "--free", "--label", "site-hsm", "--so-pin", "11112222", "--pin", "33334444"], { env });
+      assert.equal(t.code, 0, t.stderr);
+      const dir = join(work, "data");
+      const noPin = await estca(["init", "--data", dir, "--pkcs11-module", "/usr/lib/softhsm/libsofthsm2.so", "--token-label", "site-hsm"], { env: { SOFTHSM2_CONF: conf } });
+      assertCleanFailure(noPin, /needs the token's user PIN in ESTCA_HSM_PIN/);
+      const r = await estca(["init", "--data", dir, "--pkcs11-module", "/usr/lib/softhsm/libsofthsm2.so", "--token-label", "site-hsm"], { env: { SOFTHSM2_CONF: conf, ESTCA_HSM_PIN: "33334444" } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(readdirSync(dir).filter((f) => /pin|tokens|softhsm/.test(f)), [], "nothing of the token is kept in the data directory");
+      const s = await estca(["status", "--json", "--data", dir], { env: { SOFTHSM2_CONF: conf, ESTCA_HSM_PIN: "33334444" } });
+      assert.equal(s.code, 0, s.stderr);
+      assert.equal(JSON.parse(s.stdout).token.tokenLabel, "site-hsm");
+      assertCleanFailure(await estca(["status", "--data", dir], { env: { SOFTHSM2_CONF: conf, ESTCA_HSM_PIN: "" } }), /PIN is neither in ESTCA_HSM_PIN nor in/);
+    } finally {
+      cleanup(work);
+    }
+  });
+});
+
 describe("clear errors", () => {
   const work = tempDir();
   after(() => cleanup(work));

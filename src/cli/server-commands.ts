@@ -32,6 +32,8 @@ function initOptions(o: Record<string, unknown>): InitOptions {
     host: o.host as string | undefined,
     port: o.port as number | undefined,
     httpPort: o.httpPort as number | undefined,
+    pkcs11Module: o.pkcs11Module as string | undefined,
+    tokenLabel: o.tokenLabel as string | undefined,
   };
 }
 
@@ -40,7 +42,9 @@ function addInitFlags(c: Command): Command {
     .addOption(envOption("--key-type <type>", `CA key type: ${KEY_TYPES.join("|")}`, "KEY_TYPE").choices(KEY_TYPES))
     .addOption(envOption("--ca-name <name>", "CA subject common name", "CA_NAME"))
     .addOption(envOption("--dns <name>", "extra DNS name for the EST listener certificate (repeatable)", "DNS").argParser(collect))
-    .addOption(envOption("--ip <addr>", "extra IP address for the EST listener certificate (repeatable)", "IP").argParser(collect));
+    .addOption(envOption("--ip <addr>", "extra IP address for the EST listener certificate (repeatable)", "IP").argParser(collect))
+    .addOption(envOption("--pkcs11-module <path>", "use an existing token of this PKCS#11 module instead of a project-local SoftHSM token (PIN from ESTCA_HSM_PIN)", "PKCS11_MODULE"))
+    .addOption(envOption("--token-label <label>", "label of the token holding the CA keys (default estca)", "TOKEN_LABEL"));
 }
 
 export function registerServerCommands(program: Command): void {

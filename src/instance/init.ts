@@ -23,6 +23,12 @@ export interface InitOptions {
   host?: string;
   /** Name of the first EST user; its password is generated and returned once. */
   estUser?: string;
+  /**
+   * Use an existing token of any PKCS#11 module instead of creating a project-local SoftHSM
+   * token. The PIN must then come from ESTCA_HSM_PIN; estca never stores it.
+   */
+  pkcs11Module?: string;
+  tokenLabel?: string;
 }
 
 export interface InitResult {
@@ -39,6 +45,9 @@ const CONFIG_HEADER = `# estca configuration. Edit and restart; the file is vali
 export function defaultConfig(o: InitOptions): Config {
   return parseConfig({
     ca: { name: o.caName ?? "estca Root CA", keyType: o.keyType ?? "ec-p256" },
+    hsm: o.pkcs11Module
+      ? { module: o.pkcs11Module, tokenLabel: o.tokenLabel ?? "estca", projectLocalSoftHsm: false }
+      : { tokenLabel: o.tokenLabel ?? "estca" },
     server: { host: o.host ?? "0.0.0.0", port: o.port ?? 8443, httpPort: o.httpPort ?? 8080 },
     tls: { dnsNames: o.dnsNames ?? [], ipAddresses: o.ipAddresses ?? [] },
     profiles: {
@@ -69,13 +78,19 @@ export async function initInstance(dir: string, o: InitOptions = {}): Promise<In
   const track = (p: string) => (created.push(p), p);
   try {
     const config = defaultConfig(o);
-    const pin = process.env.ESTCA_HSM_PIN || randomBytes(12).toString("hex");
-    const soPin = process.env.ESTCA_HSM_SO_PIN || randomBytes(12).toString("hex");
-    if (!process.env.ESTCA_HSM_PIN) writeFileSync(track(paths.hsmPin), pin + "\n", { mode: 0o600 });
-    if (!process.env.ESTCA_HSM_SO_PIN) writeFileSync(track(paths.hsmSoPin), soPin + "\n", { mode: 0o600 });
-    track(paths.tokens);
-    track(paths.softhsmConf);
-    initSoftHsmToken(paths.dir, config.hsm.tokenLabel, soPin, readPin(paths, "user"));
+    let pin: string;
+    if (config.hsm.projectLocalSoftHsm) {
+      pin = process.env.ESTCA_HSM_PIN || randomBytes(12).toString("hex");
+      const soPin = process.env.ESTCA_HSM_SO_PIN || randomBytes(12).toString("hex");
+      if (!process.env.ESTCA_HSM_PIN) writeFileSync(track(paths.hsmPin), pin + "\n", { mode: 0o600 });
+      if (!process.env.ESTCA_HSM_SO_PIN) writeFileSync(track(paths.hsmSoPin), soPin + "\n", { mode: 0o600 });
+      track(paths.tokens);
+      track(paths.softhsmConf);
+      initSoftHsmToken(paths.dir, config.hsm.tokenLabel, soPin, readPin(paths, "user"));
+    } else {
+      if (!process.env.ESTCA_HSM_PIN) throw configError(`--pkcs11-module needs the token's user PIN in ESTCA_HSM_PIN`);
+      pin = process.env.ESTCA_HSM_PIN;
+    }
 
     for (const f of [paths.db, `${paths.db}-wal`, `${paths.db}-shm`, paths.tlsDir, paths.caPem]) track(f);
     const store = Store.open(paths.db, { create: true });
