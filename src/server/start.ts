@@ -126,6 +126,8 @@ export async function startServer(inst: Instance, opts: { log?: Logger } = {}): 
             new Promise<void>((resolve) => {
               srv.close(() => resolve());
               srv.closeIdleConnections();
+              // A keep-alive client that never goes idle must not hold the stop forever.
+              setTimeout(() => srv.closeAllConnections(), 10_000).unref();
             }),
         ),
       ).then(() => {
