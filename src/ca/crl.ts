@@ -1,0 +1,114 @@
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+import * as asn1js from "asn1js";
+import { EstcaError } from "../errors.ts";
+import type { CrlRecord } from "../store/index.ts";
+import type { CertificateAuthority, Issuer } from "./authority.ts";
+import { signingAlgorithmOf } from "./hsm-crypto.ts";
+import { reasonCode } from "./revocation.ts";
+
+const CRL_NUMBER_OID = "2.5.29.20";
+
+export interface CrlSettings {
+  validityHours: number;
+  /** Regenerate this long before nextUpdate, so a relying party never holds an expired CRL. */
+  refreshBeforeHours: number;
+}
+
+/** UTCTime has whole seconds: a thisUpdate with milliseconds would be rounded differently by readers. */
+function wholeSeconds(ms: number): Date {
+  return new Date(Math.floor(ms / 1000) * 1000);
+}
+
+/**
+ * Builds and signs the CRL of each CA key (RFC 5280 section 5) through the token, and decides
+ * when one is due. State lives in the store, so several processes (server, CLI) can publish.
+ */
+export class CrlPublisher {
+  /** Entries per CRL number: cheap staleness checks without re-parsing a CRL on every tick. */
+  private readonly entries = new Map<number, number>();
+
+  constructor(
+    private readonly ca: CertificateAuthority,
+    private readonly settings: CrlSettings,
+  ) {}
+
+  /** Keys whose root is still in date: only their CRLs are kept fresh. */
+  liveIssuers(now = Date.now()): Issuer[] {
+    return this.ca.allIssuers().filter((i) => i.cert.notAfter.getTime() > now);
+  }
+
+  /** Signs a new CRL for `issuer` with the next CRL number and stores it. */
+  async publish(issuer: Issuer, now = Date.now()): Promise<CrlRecord> {
+    const store = this.ca.store;
+    const revoked = store.certs.revokedBy(issuer.ski, now);
+    const thisUpdate = wholeSeconds(now);
+    const nextUpdate = wholeSeconds(now + this.settings.validityHours * 3600_000);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const number = store.crls.nextNumber();
+      const crl = await x509.X509CrlGenerator.create(
+        {
+          issuer: issuer.cert.subjectName,
+          thisUpdate,
+          nextUpdate,
+          signingKey: issuer.key as unknown as CryptoKey,
+          signingAlgorithm: signingAlgorithmOf(issuer.key),
+          extensions: [
+            new x509.AuthorityKeyIdentifierExtension(issuer.ski),
+            new x509.Extension(CRL_NUMBER_OID, false, new Uint8Array(new asn1js.Integer({ value: number }).toBER())),
+          ],
+          entries: revoked.map((r) => ({
+            serialNumber: r.serial,
+            revocationDate: wholeSeconds(r.revokedAt),
+            // RFC 5280 5.3.1: the reason code unspecified SHOULD be absent.
+            reason: r.reason && r.reason !== "unspecified" ? reasonCode(r.reason) : undefined,
+          })),
+        },
+        this.ca.crypto,
+      );
+      // The record keeps the exact time (not the encoded whole second) so that a revocation made
+      // a moment before this CRL is known to be in it.
+      const rec: CrlRecord = { number, issuerKey: issuer.ski, thisUpdate: now, nextUpdate: nextUpdate.getTime(), der: Buffer.from(crl.rawData) };
+      if (store.crls.addIfNumberFree(rec)) {
+        this.entries.set(number, revoked.length);
+        return rec;
+      }
+    }
+    throw new EstcaError("unavailable", "could not store a CRL: its number was taken 5 times by another process", { retryAfter: 5 });
+  }
+
+  /** Whether `issuer`'s newest CRL misses a revocation or is near its nextUpdate. */
+  isStale(issuer: Issuer, now = Date.now()): boolean {
+    const latest = this.ca.store.crls.latest(issuer.ski);
+    if (!latest) return true;
+    if (now >= latest.nextUpdate - this.settings.refreshBeforeHours * 3600_000) return true;
+    const sum = this.ca.store.certs.revocationSummary(issuer.ski, now);
+    if (sum.lastAt > latest.thisUpdate) return true;
+    // Fewer entries are due too: expired certificates leave the CRL.
+    return this.entryCount(latest) !== sum.count;
+  }
+
+  private entryCount(rec: CrlRecord): number {
+    let n = this.entries.get(rec.number);
+    if (n === undefined) {
+      n = new x509.X509Crl(new Uint8Array(rec.der)).entries.length;
+      this.entries.set(rec.number, n);
+    }
+    return n;
+  }
+
+  /** Publishes every CRL that is due; returns what it published. */
+  async refreshDue(now = Date.now()): Promise<CrlRecord[]> {
+    const out: CrlRecord[] = [];
+    for (const iss of this.liveIssuers(now)) if (this.isStale(iss, now)) out.push(await this.publish(iss, now));
+    return out;
+  }
+
+  /** The CRL to serve for one generation (the current one if omitted), published first if none exists yet. */
+  async current(generation?: number): Promise<{ issuer: Issuer; crl: CrlRecord } | null> {
+    const issuer = generation === undefined ? this.ca.issuer : this.ca.issuerByGeneration(generation);
+    if (!issuer) return null;
+    const crl = this.ca.store.crls.latest(issuer.ski) ?? (await this.publish(issuer));
+    return { issuer, crl };
+  }
+}
