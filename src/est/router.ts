@@ -8,7 +8,10 @@ import type { Services } from "../server/services.ts";
 import { certsOnly } from "../pki/cms.ts";
 import { clientContextOf } from "./client-context.ts";
 import { CT_CERTS_ONLY } from "./media.ts";
-import { checkContentType, decodeEstBody, readBody, sendBase64 } from "./wire.ts";
+import { readEstBody, sendBase64, sendPending } from "./wire.ts";
+import { csrattrsHandler } from "./csrattrs.ts";
+import { fullcmcHandler } from "./fullcmc.ts";
+import { serverkeygenHandler } from "./serverkeygen.ts";
 
 export const EST_PREFIX = "/.well-known/est";
 
@@ -45,6 +48,9 @@ export const handlers: Partial<Record<string, EstHandler>> = {
   },
   simpleenroll: (ctx, s, label, st) => enrollHandler(ctx, s, label, st, "simpleenroll"),
   simplereenroll: (ctx, s, label, st) => enrollHandler(ctx, s, label, st, "simplereenroll"),
+  csrattrs: csrattrsHandler,
+  serverkeygen: serverkeygenHandler,
+  fullcmc: fullcmcHandler,
 };
 
 let cacertsCache: { key: string; der: Buffer } | null = null;
@@ -58,10 +64,8 @@ export function cacertsDer(s: Services): Buffer {
 }
 
 /** Reads the CSR of a POST operation, enforcing the media type and the size limit. */
-export async function readCsr(ctx: Context, s: Services, operation: string): Promise<Buffer> {
-  checkContentType(ctx, operation);
-  const body = await readBody(ctx, s.config.server.bodyLimit);
-  return decodeEstBody(ctx, body, "PKCS#10 request");
+export function readCsr(ctx: Context, s: Services, operation: string): Promise<Buffer> {
+  return readEstBody(ctx, s.config.server.bodyLimit, operation, "PKCS#10 request");
 }
 
 async function enrollHandler(ctx: Context, s: Services, label: string | null, st: EstState, operation: EnrollOperation): Promise<void> {
@@ -75,11 +79,7 @@ async function enrollHandler(ctx: Context, s: Services, label: string | null, st
   const result = await s.ra.decide(operation, name, profile, identity, csr);
   if (result.kind === "pending") {
     st.enrollmentId = result.enrollmentId;
-    ctx.status = 202;
-    ctx.set("Retry-After", String(result.retryAfter));
-    ctx.set("Content-Type", "text/plain; charset=utf-8");
-    ctx.body = Buffer.from(`request ${result.enrollmentId} is waiting for approval; retry in ${result.retryAfter} s\n`);
-    return;
+    return sendPending(ctx, result.enrollmentId, result.retryAfter);
   }
   st.serial = result.issued.serial;
   sendBase64(ctx, CT_CERTS_ONLY, certsOnly([result.issued.der]));

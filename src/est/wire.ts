@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import type { Context } from "koa";
 import getRawBody from "raw-body";
 import { EstcaError, badRequest } from "../errors.ts";
@@ -56,10 +57,54 @@ function looksBinary(b: Buffer): boolean {
   return false;
 }
 
+/**
+ * How to lay out base64 for this client. The C reference client (libest) needs line breaks and
+ * a final newline; strongSwan's `pki --est` decodes with a decoder that does not skip line
+ * breaks, so it needs one unbroken line. libest (like curl, Go and every browser) sends a
+ * User-Agent; strongSwan sends no User-Agent and no Accept, which is how we recognise it.
+ */
+export function base64LayoutFor(ctx: Context): "wrapped" | "one-line" {
+  return ctx.get("User-Agent") || ctx.get("Accept") ? "wrapped" : "one-line";
+}
+
+export function encodeBase64For(ctx: Context, der: Uint8Array): string {
+  return base64LayoutFor(ctx) === "wrapped" ? encodeBase64Wrapped(der) : Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString("base64");
+}
+
 /** Sets an EST success body: base64 wrapped at 64 columns, with Content-Transfer-Encoding. */
 export function sendBase64(ctx: Context, contentType: string, der: Uint8Array, status = 200): void {
   ctx.status = status;
   ctx.set("Content-Type", contentType);
   ctx.set("Content-Transfer-Encoding", "base64");
-  ctx.body = Buffer.from(encodeBase64Wrapped(der), "ascii");
+  ctx.body = Buffer.from(encodeBase64For(ctx, der), "ascii");
+}
+
+/** Reads the body of a POST operation (PKCS#10 or CMS), enforcing the media type and the size limit. */
+export async function readEstBody(ctx: Context, limit: number, operation: string, what: string): Promise<Buffer> {
+  checkContentType(ctx, operation);
+  const body = await readBody(ctx, limit);
+  return decodeEstBody(ctx, body, what);
+}
+
+/** RFC 7030 4.2.3: a held request answers 202 with Retry-After; the client polls with the same request. */
+export function sendPending(ctx: Context, enrollmentId: number, retryAfter: number): void {
+  ctx.status = 202;
+  ctx.set("Retry-After", String(retryAfter));
+  ctx.set("Content-Type", "text/plain; charset=utf-8");
+  ctx.body = Buffer.from(`request ${enrollmentId} is waiting for approval; retry in ${retryAfter} s\n`);
+}
+
+/**
+ * A multipart/mixed answer (RFC 7030 4.4.2) whose every part is base64 with its own
+ * Content-Transfer-Encoding header: the C reference client needs the per-part header.
+ */
+export function sendMultipart(ctx: Context, parts: { contentType: string; der: Uint8Array }[]): void {
+  const boundary = `estca-${randomBytes(12).toString("hex")}`;
+  const body =
+    parts
+      .map((p) => `--${boundary}\r\nContent-Type: ${p.contentType}\r\nContent-Transfer-Encoding: base64\r\n\r\n${encodeBase64For(ctx, p.der).replace(/\n?$/, "").replace(/\n/g, "\r\n")}\r\n`)
+      .join("") + `--${boundary}--\r\n`;
+  ctx.status = 200;
+  ctx.set("Content-Type", `multipart/mixed; boundary=${boundary}`);
+  ctx.body = Buffer.from(body, "ascii");
 }

@@ -23,6 +23,11 @@ export const OID = {
   data: "1.2.840.113549.1.7.1",
   signedData: "1.2.840.113549.1.7.2",
   envelopedData: "1.2.840.113549.1.7.3",
+  contentType: "1.2.840.113549.1.9.3",
+  messageDigest: "1.2.840.113549.1.9.4",
+  signingTime: "1.2.840.113549.1.9.5",
+  // RFC 5958 asymmetric key package, the content of an encrypted serverkeygen answer
+  aKeyPackage: "2.16.840.1.101.2.1.2.78.5",
   // RFC 6402 / RFC 7030
   changeSubjectName: "1.3.6.1.5.5.7.7.36",
   asymmetricDecryptKeyIdentifier: "1.2.840.113549.1.9.16.2.54",

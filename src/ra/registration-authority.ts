@@ -8,6 +8,7 @@ import { Authenticator } from "./authenticator.ts";
 import { type ClientContext, type Identity, describeIdentity } from "./client.ts";
 import { applyProfile, checkChannelBinding } from "./policy.ts";
 import { OID } from "../pki/oids.ts";
+import { buildCsrAttrs } from "../pki/csrattrs.ts";
 
 export type EnrollOperation = "simpleenroll" | "simplereenroll" | "fullcmc" | "serverkeygen";
 
