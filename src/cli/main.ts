@@ -4,7 +4,7 @@ import { registerAdminCommands } from "./admin-commands.ts";
 import { registerCertCommands } from "./cert-commands.ts";
 import { registerServerCommands } from "./server-commands.ts";
 import { registerUserCommands } from "./user-commands.ts";
-import { registerExtraCommands } from "./extra-commands.ts";
+import { registerLifecycleCommands } from "./lifecycle-commands.ts";
 
 export function buildProgram(): Command {
   const program = new Command("estca")
@@ -15,7 +15,7 @@ export function buildProgram(): Command {
   registerUserCommands(program);
   registerCertCommands(program);
   registerAdminCommands(program);
-  registerExtraCommands(program);
+  registerLifecycleCommands(program);
   return program;
 }
 

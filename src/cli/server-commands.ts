@@ -4,6 +4,8 @@ import { type InitOptions, type InitResult, initInstance } from "../instance/ini
 import { isInitialized, openInstance } from "../instance/open.ts";
 import { validateIp } from "../instance/tls.ts";
 import { startServer } from "../server/start.ts";
+import { recoverRollover } from "../instance/lifecycle.ts";
+import { watchLifecycle } from "../server/lifecycle-watch.ts";
 import { EstcaError } from "../errors.ts";
 import { action, collect, dataOption, envOption, parsePort } from "./common.ts";
 
@@ -81,7 +83,11 @@ export function registerServerCommands(program: Command): void {
         }));
         let running;
         try {
+          // Before the listener reads its files: an interrupted rollover may have left them half-written.
+          const recovered = await recoverRollover(inst);
+          if (recovered === "finished" || recovered === "undone") process.stdout.write(`an interrupted CA rollover was ${recovered}\n`);
           running = await startServer(inst);
+          watchLifecycle(inst, running);
         } catch (e) {
           inst.close();
           throw e;
