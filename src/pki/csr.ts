@@ -54,11 +54,28 @@ export function parseCsr(der: Buffer): ParsedCsr {
     const asn = asn1js.fromBER(new Uint8Array(der));
     if (asn.offset === -1) throw new Error(asn.result.error || "invalid BER");
     if (asn.offset !== der.length) throw new Error(`${der.length - asn.offset} bytes of trailing data after the request`);
+    assertLengthsAgree(asn.result);
     req = new pkijs.CertificationRequest({ schema: asn.result });
+    // The signature is a whole number of bytes; a non-zero count of unused bits is not DER.
+    if (req.signatureValue.valueBlock.unusedBits !== 0) throw new Error("the signature BIT STRING declares unused bits");
   } catch (e) {
     throw badRequest(`body is not a PKCS#10 certification request: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}`);
   }
   return describe(der, req);
+}
+
+/**
+ * asn1js reads a constructed value's children past the length the value declares. The signature
+ * does not cover the outer SEQUENCE, so without this check a request with a wrong outer length
+ * would be accepted as if it were well-formed.
+ */
+function assertLengthsAgree(block: asn1js.AsnType, depth = 0): void {
+  const b = block as unknown as { lenBlock?: { isIndefiniteForm: boolean; length: number }; valueBlock?: { blockLength: number; value?: unknown }; idBlock?: { isConstructed: boolean } };
+  if (!b.idBlock?.isConstructed || !b.lenBlock || !b.valueBlock) return;
+  if (!b.lenBlock.isIndefiniteForm && b.lenBlock.length !== b.valueBlock.blockLength) {
+    throw new Error(`a constructed value declares ${b.lenBlock.length} bytes but holds ${b.valueBlock.blockLength}`);
+  }
+  if (Array.isArray(b.valueBlock.value) && depth < 32) for (const c of b.valueBlock.value) assertLengthsAgree(c as asn1js.AsnType, depth + 1);
 }
 
 function describe(der: Buffer, req: pkijs.CertificationRequest): ParsedCsr {
