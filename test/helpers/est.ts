@@ -80,3 +80,35 @@ export async function pki(args: string[]): Promise<{ code: number; stdout: strin
 export function wrap(b64: string, width: number, eol = "\n"): string {
   return (b64.match(new RegExp(`.{1,${width}}`, "g")) ?? []).join(eol) + eol;
 }
+
+/** A client-side CSR built with @peculiar/x509, for attributes openssl req cannot write. */
+export async function x509Csr(opts: {
+  subject: string;
+  sans?: { type: "dns" | "ip" | "email" | "url"; value: string }[];
+  attributes?: import("@peculiar/x509").Attribute[];
+  keys?: CryptoKeyPair;
+  alg?: "ec-p256" | "rsa-2048";
+}): Promise<{ der: Buffer; b64: string; keys: CryptoKeyPair; keyPem: string }> {
+  await import("reflect-metadata");
+  const x509 = await import("@peculiar/x509");
+  const { webcrypto } = await import("node:crypto");
+  const alg =
+    opts.alg === "rsa-2048"
+      ? { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256", publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 }
+      : { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+  const keys = opts.keys ?? ((await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"])) as CryptoKeyPair);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create(
+    {
+      name: opts.subject,
+      keys,
+      signingAlgorithm: alg,
+      extensions: opts.sans?.length ? [new x509.SubjectAlternativeNameExtension(opts.sans)] : [],
+      attributes: opts.attributes ?? [],
+    },
+    webcrypto as unknown as Crypto,
+  );
+  const der = Buffer.from(csr.rawData);
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey as never));
+  const keyPem = `-----BEGIN PRIVATE KEY-----\n${wrap(pkcs8.toString("base64"), 64)}-----END PRIVATE KEY-----\n`;
+  return { der, b64: der.toString("base64"), keys, keyPem };
+}
