@@ -303,7 +303,10 @@ async function dashboardPage(view) {
       h(
         "div.card",
         h("h2", "Rollover"),
-        kv([["State", h(`span.pill.${d.rollover.state === "none" ? "pill-good" : "pill-warn"}`, d.rollover.state)]]),
+        kv([
+          ["State", h(`span.pill.${d.rollover.state === "none" ? "pill-good" : "pill-warn"}`, d.rollover.state)],
+          ["", h("span.muted.small", d.rollover.detail)],
+        ]),
         h("h3", "CA certificates"),
         h(
           "ul.plain",

@@ -125,15 +125,27 @@ export function clientCommands(origin: string) {
   };
 }
 
-function rolloverState(raw: string | null): { state: string; detail: unknown } {
-  if (!raw) return { state: "none", detail: null };
-  try {
-    const d = JSON.parse(raw) as unknown;
-    const state = d && typeof d === "object" && "state" in d ? String((d as { state: unknown }).state) : raw;
-    return { state, detail: d };
-  } catch {
-    return { state: raw, detail: null };
+/**
+ * Where the root key rollover stands: a journal means one is under way (see ca/rollover.ts);
+ * active link certificates mean the overlap after one, when clients that know only the old
+ * root are still served the chain to the new one.
+ */
+function rolloverState(s: Services, now: number): { state: string; detail: string } {
+  const raw = s.store.meta.get("rollover");
+  if (raw) {
+    try {
+      const j = JSON.parse(raw) as { state?: string; generation?: number; startedAt?: string };
+      return { state: `in progress (${j.state ?? "?"})`, detail: `to generation ${j.generation ?? "?"}, started ${j.startedAt ?? "?"}` };
+    } catch {
+      return { state: "journal unreadable", detail: raw.slice(0, 80) };
+    }
   }
+  const links = s.store.caCerts.all().filter((c) => (c.role === "oldWithNew" || c.role === "newWithOld") && c.status === "active" && c.notAfter > now);
+  if (links.length) {
+    const until = Math.max(...links.map((l) => l.notAfter));
+    return { state: "overlap", detail: `rollover links to generation ${links[0].generation} are served until ${new Date(until).toISOString().slice(0, 10)}` };
+  }
+  return { state: "none", detail: `generation ${s.ca.issuer.generation} is the only active root` };
 }
 
 /** Issuance per day for the last `days` days, days without issuance included as 0. */
@@ -177,7 +189,7 @@ export function dashboard(s: Services, origin: string, now = Date.now()) {
       manufacturer: s.km.info.manufacturer,
       model: s.km.info.model,
     },
-    rollover: rolloverState(s.store.meta.get("rollover")),
+    rollover: rolloverState(s, now),
     caCertificates: s.store.caCerts.all().map((c) => ({ generation: c.generation, role: c.role, status: c.status, subject: c.subject, serial: c.serial, notAfter: iso(c.notAfter) })),
     est: { baseUrl: `${origin}/.well-known/est/`, labels },
     commands: clientCommands(origin),
