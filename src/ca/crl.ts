@@ -82,6 +82,8 @@ export class CrlPublisher {
     const latest = this.ca.store.crls.latest(issuer.ski);
     if (!latest) return true;
     if (now >= latest.nextUpdate - this.settings.refreshBeforeHours * 3600_000) return true;
+    // The operator shortened crl.validityHours: apply it now rather than at the old nextUpdate.
+    if (latest.nextUpdate > now + this.settings.validityHours * 3600_000 + 1000) return true;
     const sum = this.ca.store.certs.revocationSummary(issuer.ski, now);
     if (sum.lastAt > latest.thisUpdate) return true;
     // Fewer entries are due too: expired certificates leave the CRL.
