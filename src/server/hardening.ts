@@ -10,11 +10,36 @@ import type { Logger } from "../log.ts";
  * slow client hold a socket far longer than configured; and an https server waits 120 s for
  * a TLS handshake unless told otherwise.
  */
-export function listenerOptions(server: Config["server"]): { connectionsCheckingInterval: number; handshakeTimeout: number } {
+export function listenerOptions(server: Config["server"]): { connectionsCheckingInterval: number; handshakeTimeout: number; requireHostHeader: boolean } {
   const shortest = Math.min(server.headersTimeoutMs, server.requestTimeoutMs);
   return {
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(shortest / 4))),
     handshakeTimeout: server.headersTimeoutMs,
+    // Node's own refusal is an empty 400; checkRequestHead says why instead.
+    requireHostHeader: false,
+  };
+}
+
+/** More header fields than any EST client sends; the 16 kB header size limit bounds them anyway. */
+export const MAX_HEADER_FIELDS = 100;
+
+function refuse(res: http.ServerResponse, status: number, reason: string): void {
+  const body = Buffer.from(reason + "\n", "utf8");
+  res.writeHead(status, { "Content-Type": "text/plain; charset=utf-8", "Content-Length": body.length, Connection: "close" });
+  res.end(body);
+}
+
+/**
+ * Refuses, with a reason, requests whose head is malformed in ways Node's parser lets through:
+ * too many header fields (set maxHeadersCount to 0 so they are counted, not silently dropped:
+ * dropping them lost the Host header and produced an empty 400), and HTTP/1.1 without Host.
+ */
+export function checkRequestHead(handler: http.RequestListener): http.RequestListener {
+  return (req, res) => {
+    const fields = req.rawHeaders.length / 2;
+    if (fields > MAX_HEADER_FIELDS) return refuse(res, 431, `the request has ${fields} header fields; at most ${MAX_HEADER_FIELDS} are accepted`);
+    if (req.httpVersion === "1.1" && req.headers.host === undefined) return refuse(res, 400, "an HTTP/1.1 request needs a Host header");
+    handler(req, res);
   };
 }
 

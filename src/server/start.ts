@@ -8,7 +8,7 @@ import { createLogger, type Logger } from "../log.ts";
 import { RegistrationAuthority } from "../ra/registration-authority.ts";
 import { toPem } from "../pki/encoding.ts";
 import { buildHttpApp, buildTlsApp } from "./apps.ts";
-import { answerClientErrors, listenerOptions } from "./hardening.ts";
+import { answerClientErrors, checkRequestHead, listenerOptions } from "./hardening.ts";
 import { Metrics } from "./metrics.ts";
 import { httpMounts, tlsMounts } from "./mounts.ts";
 import type { Services } from "./services.ts";
@@ -81,14 +81,15 @@ export async function startServer(inst: Instance, opts: { log?: Logger } = {}): 
       rejectUnauthorized: false,
       ...listenerOptions(config.server),
     },
-    buildTlsApp(services, tlsMounts).callback(),
+    checkRequestHead(buildTlsApp(services, tlsMounts).callback()),
   );
-  const httpServer = http.createServer({ connectionsCheckingInterval: listenerOptions(config.server).connectionsCheckingInterval }, buildHttpApp(services, httpMounts).callback());
+  const { connectionsCheckingInterval, requireHostHeader } = listenerOptions(config.server);
+  const httpServer = http.createServer({ connectionsCheckingInterval, requireHostHeader }, checkRequestHead(buildHttpApp(services, httpMounts).callback()));
   for (const srv of [tlsServer, httpServer]) {
     srv.headersTimeout = config.server.headersTimeoutMs;
     srv.requestTimeout = config.server.requestTimeoutMs;
     srv.keepAliveTimeout = config.server.keepAliveTimeoutMs;
-    srv.maxHeadersCount = 100;
+    srv.maxHeadersCount = 0;
     answerClientErrors(srv, log);
   }
   tlsServer.on("tlsClientError", (err: Error, sock: Socket) => {
