@@ -36,8 +36,10 @@ export function applyProfile(profileName: string, profile: Profile, csr: ParsedC
  * was made for this very TLS session. TLS 1.2 uses tls-unique (RFC 5929); TLS 1.3 has none, so
  * estca uses tls-exporter (RFC 9266).
  */
-export function checkChannelBinding(profileName: string, profile: Profile, csr: ParsedCsr, cb: ChannelBinding | null, tlsVersion: string | null): void {
+export function checkChannelBinding(profileName: string, profile: Profile, csr: ParsedCsr, cb: ChannelBinding | null, tlsVersionRaw: string | null): void {
   if (profile.channelBinding === "off") return;
+  // "TLSv1.3" as people write it: "TLS 1.3".
+  const tlsVersion = tlsVersionRaw ? tlsVersionRaw.replace(/^TLSv/, "TLS ") : null;
   const sent = csr.challengePassword;
   if (sent === null) {
     if (profile.channelBinding === "required") {
