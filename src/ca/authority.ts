@@ -246,7 +246,8 @@ export class CertificateAuthority {
         this.crypto,
       );
       const der = Buffer.from(cert.rawData);
-      const inserted = this.store.transaction(() => {
+      // Group commit: shares the fsync with concurrent issuances and resolves only once durable.
+      const inserted = await this.store.commits.run(() => {
         const ok = this.store.certs.insert({
           serial,
           subject: subject.toString(),

@@ -1,6 +1,7 @@
 import { EstcaError, messageOf, unavailable } from "../errors.ts";
 import { CaCertRepo } from "./ca-certs.ts";
 import { CertificateRepo } from "./certificates.ts";
+import { CommitQueue } from "./commit-queue.ts";
 import { CrlRepo } from "./crls.ts";
 import { type Db, openDb, wrapWriteError } from "./db.ts";
 import { EnrollmentRepo } from "./enrollments.ts";
@@ -24,10 +25,13 @@ export class Store {
   readonly caCerts: CaCertRepo;
   readonly crls: CrlRepo;
   readonly meta: MetaRepo;
+  /** Group commit for the hot write path (certificate issuance, the request log). */
+  readonly commits: CommitQueue;
 
   private constructor(private readonly db: Db) {
+    this.commits = new CommitQueue(db);
     this.certs = new CertificateRepo(db);
-    this.requests = new RequestLogRepo(db);
+    this.requests = new RequestLogRepo(db, this.commits);
     this.enrollments = new EnrollmentRepo(db);
     this.users = new UserRepo(db);
     this.caCerts = new CaCertRepo(db);
@@ -68,6 +72,7 @@ export class Store {
 
   close(): void {
     if (this.db.open) {
+      this.commits.flush();
       try {
         this.db.pragma("wal_checkpoint(TRUNCATE)");
       } catch {
