@@ -18,6 +18,15 @@ export class MetaRepo {
     }
   }
 
+  /** Sets `key` only if it still holds `expected`: lets one of several processes claim a job. */
+  compareAndSet(key: string, expected: string, value: string): boolean {
+    try {
+      return this.db.prepare(`UPDATE meta SET value = ? WHERE key = ? AND value = ?`).run(value, key, expected).changes === 1;
+    } catch (e) {
+      return wrapWriteError(e);
+    }
+  }
+
   delete(key: string): void {
     try {
       this.db.prepare(`DELETE FROM meta WHERE key = ?`).run(key);
