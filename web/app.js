@@ -223,8 +223,8 @@ function pageHeader(title, subtitle, ...actions) {
 
 function barChart(series) {
   const w = 900;
-  const hgt = 200;
-  const pad = { l: 30, r: 8, t: 10, b: 26 };
+  const hgt = 170;
+  const pad = { l: 30, r: 8, t: 18, b: 26 };
   const max = Math.max(1, ...series.map((d) => d.count));
   const step = (w - pad.l - pad.r) / series.length;
   const y = (v) => pad.t + (hgt - pad.t - pad.b) * (1 - v / max);
@@ -240,6 +240,7 @@ function barChart(series) {
     const bar = s("rect", { x, y: y(d.count), width: step * 0.7, height: Math.max(bh, d.count ? 2 : 0), rx: 2, class: "bar" });
     bar.append(s("title", {}, `${d.day}: ${plural(d.count, "certificate")}`));
     svg.append(bar);
+    if (d.count) svg.append(s("text", { x: x + step * 0.35, y: y(d.count) - 4, class: "bar-label", "text-anchor": "middle" }, String(d.count)));
     if (i % 5 === 0 || i === series.length - 1) {
       svg.append(s("text", { x: x + step * 0.35, y: hgt - 8, class: "axis", "text-anchor": "middle" }, d.day.slice(5)));
     }
@@ -286,6 +287,7 @@ async function dashboardPage(view) {
           ["SHA-256", h("code.wrap.small", d.ca.sha256Fingerprint)],
         ]),
         meter,
+        h("p.muted.small.meter-caption", `${used.toFixed(0)}% of its lifetime used`),
       ),
       h(
         "div.card",
@@ -296,7 +298,7 @@ async function dashboardPage(view) {
           ["Device", `${d.key.manufacturer} ${d.key.model}`.trim()],
           ["Key label", h("code", d.key.label)],
           ["Key type", d.key.keyType],
-          ["Mechanism", h("code.wrap", d.key.mechanism)],
+          ["Mechanism", h("code", d.key.mechanism)],
         ]),
         h("p.muted.small", "The private key is generated in the token, sensitive and not extractable; estca only asks the token to sign."),
       ),
@@ -344,9 +346,15 @@ async function dashboardPage(view) {
       ),
     ),
     h(
-      "section.grid-2",
-      h("div.card", h("div.card-head", h("h2", "curl + openssl"), copyButton(d.commands.curl, "commands")), h("pre.code#cmd-curl", d.commands.curl)),
-      h("div.card", h("div.card-head", h("h2", "strongSwan pki"), copyButton(d.commands.strongswan, "commands")), h("pre.code#cmd-strongswan", d.commands.strongswan)),
+      "section.card",
+      h("div.card-head", h("h2", "Enroll a device with curl and openssl"), copyButton(d.commands.curl, "commands")),
+      h("p.muted.small", "Replace USER:PASSWORD with an EST user's credentials (Users page)."),
+      h("pre.code#cmd-curl", d.commands.curl),
+    ),
+    h(
+      "section.card",
+      h("div.card-head", h("h2", "Enroll with strongSwan pki"), copyButton(d.commands.strongswan, "commands")),
+      h("pre.code#cmd-strongswan", d.commands.strongswan),
     ),
   );
 }
@@ -380,6 +388,17 @@ async function certificatesPage(view) {
     debounce = setTimeout(() => go({ q: search.value, offset: 0 }), 300);
   });
   status.addEventListener("change", () => go({ status: status.value, offset: 0 }));
+  const sortChoices = [["created:desc", "Newest first"], ["created:asc", "Oldest first"], ["subject:asc", "Subject A–Z"], ["subject:desc", "Subject Z–A"], ["expiry:asc", "Expiring soonest"], ["expiry:desc", "Expiring latest"], ["serial:asc", "Serial"], ["status:asc", "Status"]];
+  const current = `${q.sort}:${q.order}`;
+  const sortSel = h(
+    "select.input#cert-sort",
+    { "aria-label": "Sort by" },
+    (sortChoices.some(([v]) => v === current) ? sortChoices : [[current, `${q.sort} ${q.order}`], ...sortChoices]).map(([v, t]) => h("option", { value: v, selected: v === current }, t)),
+  );
+  sortSel.addEventListener("change", () => {
+    const [sort, order] = sortSel.value.split(":");
+    go({ sort, order, offset: 0 });
+  });
 
   const params = new URLSearchParams({ sort: q.sort, order: q.order, limit: String(limit), offset: String(q.offset) });
   if (q.q) params.set("q", q.q);
@@ -412,7 +431,7 @@ async function certificatesPage(view) {
   );
   view.replaceChildren(
     pageHeader("Certificates", plural(data.total, "certificate")),
-    h("div.toolbar", search, status),
+    h("div.toolbar", search, status, sortSel),
     h(
       "div.card.flush",
       h(
@@ -606,7 +625,7 @@ async function requestsPage(view) {
     return h(
       `tr${failed ? ".failed" : ""}`,
       { dataset: { id: r.id, requestId: r.requestId } },
-      td("Time", fmtTime(r.at)),
+      td("Time", h("span", { title: `request id ${r.requestId}` }, fmtTime(r.at))),
       td("Operation", h("code", r.operation), r.label ? h("div.muted.small", `label ${r.label}`) : null),
       td("Client", r.clientIdentity || h("span.muted", "anonymous"), h("div.muted.small", r.clientAddr || "")),
       td("TLS", r.tlsVersion || "—"),

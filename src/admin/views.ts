@@ -1,12 +1,15 @@
 import "reflect-metadata";
 import { createHash } from "node:crypto";
 import * as x509 from "@peculiar/x509";
+import { EKU_NAMES } from "../config/schema.ts";
 import { isEcKeyType } from "../hsm/key-manager.ts";
 import { toPem } from "../pki/encoding.ts";
 import type { Services } from "../server/services.ts";
 import type { CertRecord, Enrollment, RequestLogEntry, UserRecord } from "../store/index.ts";
 
 // The JSON shapes the UI reads. Timestamps are ISO strings; DER never leaves as raw bytes.
+
+const EKU_BY_OID = Object.fromEntries(Object.entries(EKU_NAMES).map(([name, oid]) => [oid, name]));
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 const DAY = 86400_000;
@@ -58,7 +61,7 @@ export function certDetail(c: CertRecord, now = Date.now()) {
       ? `${cert.signatureAlgorithm.name} with ${(cert.signatureAlgorithm as { hash: { name: string } }).hash.name}`
       : cert.signatureAlgorithm.name,
     keyUsage: kuNames,
-    extendedKeyUsage: eku ? eku.usages.map(String) : [],
+    extendedKeyUsage: eku ? eku.usages.map((u) => EKU_BY_OID[String(u)] ?? String(u)) : [],
     sha256Fingerprint: createHash("sha256").update(c.der).digest("hex").replace(/(..)(?!$)/g, "$1:"),
     spkiSha256: c.spkiSha256,
     pem: toPem(c.der, "CERTIFICATE"),
