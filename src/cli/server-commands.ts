@@ -4,10 +4,18 @@ import { type InitOptions, type InitResult, initInstance } from "../instance/ini
 import { isInitialized, openInstance } from "../instance/open.ts";
 import { validateIp } from "../instance/tls.ts";
 import { startServer } from "../server/start.ts";
+import { isWorker, reportListening, superviseWorkers } from "../server/cluster.ts";
+import { dataPaths } from "../config/paths.ts";
 import { recoverRollover } from "../instance/lifecycle.ts";
 import { watchLifecycle } from "../server/lifecycle-watch.ts";
 import { EstcaError } from "../errors.ts";
 import { action, collect, dataOption, envOption, parsePort } from "./common.ts";
+
+function parseWorkers(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new EstcaError("config", `--workers ${v}: give a whole number from 1 to 64`);
+  return n;
+}
 
 function printCredentials(r: InitResult): void {
   const out = process.stdout;
@@ -68,10 +76,24 @@ export function registerServerCommands(program: Command): void {
     .addOption(envOption("--host <host>", "address to listen on", "HOST"))
     .addOption(envOption("--port <port>", "EST/UI TLS port (default 8443)", "PORT").argParser(parsePort))
     .addOption(envOption("--http-port <port>", "plain HTTP port for CRL, OCSP, metrics, health (default 8080)", "HTTP_PORT").argParser(parsePort))
+    .addOption(envOption("--workers <n>", "serving processes sharing the ports, to use more cores (default 1; see docs/PERFORMANCE.md)", "WORKERS").argParser(parseWorkers))
     .action(
       action(async (o: Record<string, unknown>) => {
         const dir = o.data as string;
         if (!isInitialized(dir)) printCredentials(await initInstance(dir, initOptions(o)));
+        const workers = (o.workers as number | undefined) ?? 1;
+        if (workers > 1 && !isWorker()) {
+          // Finish an interrupted rollover once, here, before the workers race to do it.
+          const inst = openInstance(dir);
+          try {
+            await recoverRollover(inst);
+          } finally {
+            inst.close();
+          }
+          return superviseWorkers(workers, (m) =>
+            process.stdout.write(`estca is serving (${workers} workers)\n  EST base URL:   ${m.estUrl}\n  trust anchors:  ${dataPaths(dir).caPem}\n  web UI:         ${m.uiUrl}\n  CRL/OCSP/metrics: ${m.httpUrl}/\n`),
+          );
+        }
         const inst = openInstance(dir, (c) => ({
           ...c,
           server: {
@@ -92,7 +114,8 @@ export function registerServerCommands(program: Command): void {
           inst.close();
           throw e;
         }
-        process.stdout.write(
+        if (isWorker()) reportListening({ estUrl: running.estUrl, httpUrl: running.httpUrl, uiUrl: running.uiUrl });
+        else process.stdout.write(
           `estca is serving\n  EST base URL:   ${running.estUrl}\n  trust anchors:  ${inst.paths.caPem}\n  web UI:         ${running.uiUrl}\n  CRL/OCSP/metrics: ${running.httpUrl}/\n`,
         );
         let stopping = false;
