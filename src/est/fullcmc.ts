@@ -35,7 +35,17 @@ async function sendCmc(ctx: Context, s: Services, status: number, response: Buff
  */
 export const fullcmcHandler: EstHandler = async (ctx, s, label, st) => {
   const client = clientContextOf(ctx);
-  const { name, profile, identity } = await s.ra.authenticate(label, client);
+  let auth: Awaited<ReturnType<typeof s.ra.authenticate>>;
+  try {
+    auth = await s.ra.authenticate(label, client);
+  } catch (e) {
+    // Missing or wrong credentials stay a plain 401 with its challenge; a known client without
+    // permission for this profile is CMCFailInfo badIdentity.
+    if (!(e instanceof EstcaError && e.kind === "forbidden")) throw e;
+    await readEstBody(ctx, s.config.server.bodyLimit, "fullcmc", "CMC request");
+    return failCmc(ctx, s, e, []);
+  }
+  const { name, profile, identity } = auth;
   st.identity = identity;
   const body = await readEstBody(ctx, s.config.server.bodyLimit, "fullcmc", "CMC request");
   let bodyPartIds: number[] = [];
@@ -51,23 +61,27 @@ export const fullcmcHandler: EstHandler = async (ctx, s, label, st) => {
     st.serial = result.issued.serial;
     await sendCmc(ctx, s, 200, buildPkiResponse({ status: "success", bodyPartIds }), [result.issued.der]);
   } catch (e) {
-    let fail: CmcFailName;
-    let reason: string;
-    if (e instanceof CmcFailure) {
-      fail = e.failInfo;
-      reason = e.message;
-      if (e.bodyPartIds.length) bodyPartIds = e.bodyPartIds;
-    } else if (e instanceof EstcaError) {
-      fail = failInfoOf(e);
-      reason = e.message;
-    } else {
-      s.log.error({ err: e }, "fullcmc failed");
-      fail = "internalCAError";
-      reason = "internal error; see the server log";
-    }
-    const status = HTTP_OF_FAIL[fail] ?? (e instanceof EstcaError ? STATUS_OF[e.kind] : 400);
-    ctx.state.failure = { status, reason: `CMC failed (${fail}): ${reason}`, headers: {} };
-    await sendCmc(ctx, s, status, buildPkiResponse({ status: "failed", bodyPartIds, statusString: reason, failInfo: fail }));
+    await failCmc(ctx, s, e, bodyPartIds);
   }
 };
 
+/** Answers a refusal as a PKIResponse with CMCStatusInfoV2 failed, and records the reason. */
+async function failCmc(ctx: Context, s: Services, e: unknown, bodyPartIds: number[]): Promise<void> {
+  let fail: CmcFailName;
+  let reason: string;
+  if (e instanceof CmcFailure) {
+    fail = e.failInfo;
+    reason = e.message;
+    if (e.bodyPartIds.length) bodyPartIds = e.bodyPartIds;
+  } else if (e instanceof EstcaError) {
+    fail = failInfoOf(e);
+    reason = e.message;
+  } else {
+    s.log.error({ err: e }, "fullcmc failed");
+    fail = "internalCAError";
+    reason = "internal error; see the server log";
+  }
+  const status = HTTP_OF_FAIL[fail] ?? (e instanceof EstcaError ? STATUS_OF[e.kind] : 400);
+  ctx.state.failure = { status, reason: `CMC failed (${fail}): ${reason}`, headers: {} };
+  await sendCmc(ctx, s, status, buildPkiResponse({ status: "failed", bodyPartIds, statusString: reason, failInfo: fail }));
+}
