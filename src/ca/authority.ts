@@ -79,6 +79,8 @@ export class CertificateAuthority {
   private readonly issuers = new Map<string, Issuer>();
   /** The RFC 4210 4.4 rollover links (OldWithNew, NewWithOld) of every generation. */
   private links: CaCertRecord[] = [];
+  /** ca_certs as of the last reload, to notice a rollover made by another process. */
+  private seen = "";
 
   constructor(
     readonly km: KeyManager,
@@ -101,6 +103,7 @@ export class CertificateAuthority {
   reload(): void {
     this.issuers.clear();
     this.current = null;
+    this.seen = this.store.caCerts.fingerprint();
     const all = this.store.caCerts.all();
     this.links = all.filter((r) => r.role === "oldWithNew" || r.role === "newWithOld");
     for (const rec of all) {
@@ -125,6 +128,14 @@ export class CertificateAuthority {
 
   get initialized(): boolean {
     return this.current !== null;
+  }
+
+  /**
+   * Reloads if another process (the CLI's rollover) changed the CA certificates: one tiny query,
+   * so that from the rollover's commit on, every process issues under the new key.
+   */
+  refresh(): void {
+    if (this.store.caCerts.fingerprint() !== this.seen) this.reload();
   }
 
   /** The issuer new certificates are signed by. */
@@ -203,6 +214,7 @@ export class CertificateAuthority {
    */
   async issue(t: CertTemplate, alsoInTransaction?: (serial: string) => void, issuer?: Issuer): Promise<IssuedCert> {
     // Only an OCSP responder certificate is issued by an older key: it must speak for that key's certificates.
+    if (!issuer) this.refresh();
     const iss = issuer ?? this.issuer;
     const now = Date.now();
     const notBefore = new Date(now - CLOCK_SKEW_MS);
@@ -281,6 +293,7 @@ export class CertificateAuthority {
    * links between the old and new keys.
    */
   cacerts(now = Date.now()): Buffer[] {
+    this.refresh();
     const links = [this.activeLink("oldWithNew", now), this.activeLink("newWithOld", now)].filter((l) => l !== undefined);
     return [this.issuer.der, ...links.map((l) => l.der)];
   }

@@ -1,4 +1,5 @@
 import "reflect-metadata";
+import { readFileSync } from "node:fs";
 import type * as x509 from "@peculiar/x509";
 import { conflict, configError, unavailable } from "../errors.ts";
 import { type KeyType, defaultHashFor } from "../hsm/key-manager.ts";
@@ -24,7 +25,9 @@ export interface RolloverJournal {
   previousGeneration: number;
   keyLabel: string;
   keyType: KeyType;
+  /** The process working on it: pid plus its start time, as pids are reused (pid 1 in every container). */
   pid: number;
+  procStart: string | null;
   startedAt: string;
 }
 
@@ -66,15 +69,47 @@ export function readJournal(ca: CertificateAuthority): RolloverJournal | null {
   }
 }
 
-/** Whether the process that wrote the journal is still running (and so must not be interfered with). */
+/** Start time of a process in clock ticks since boot (Linux), or null where /proc is not there. */
+function procStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Field 22; the command name (field 2) may hold spaces, so count from its closing parenthesis.
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+const ME = { pid: process.pid, procStart: procStart(process.pid) };
+
+/** True while this process is between the journal's creation and its end. */
+let workingHere = false;
+
+/** Whether the process that owns the journal is still at work on it (and so must be left alone). */
 export function journalOwnerAlive(j: RolloverJournal): boolean {
-  if (j.pid === process.pid) return false;
+  if (j.pid === ME.pid && j.procStart === ME.procStart) return workingHere;
   try {
     process.kill(j.pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
+    if ((e as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
+  // Alive, unless the pid now belongs to another process.
+  return j.procStart === null || procStart(j.pid) === null || procStart(j.pid) === j.procStart;
+}
+
+/**
+ * Takes over an orphaned journal for this process. Only one of several processes (server
+ * workers, a CLI) wins; the others get null and leave it alone.
+ */
+export function claimJournal(ca: CertificateAuthority): RolloverJournal | null {
+  const raw = ca.store.meta.get(JOURNAL_KEY);
+  if (!raw) return null;
+  const j = readJournal(ca)!;
+  if (journalOwnerAlive(j)) return null;
+  const mine: RolloverJournal = { ...j, ...ME };
+  if (!ca.store.meta.compareAndSet(JOURNAL_KEY, raw, JSON.stringify(mine))) return null;
+  workingHere = true;
+  return mine;
 }
 
 /**
@@ -95,13 +130,28 @@ export async function beginRollover(ca: CertificateAuthority, opts: RolloverOpti
     previousGeneration: old.generation,
     keyLabel,
     keyType: opts.keyType,
-    pid: process.pid,
+    ...ME,
     startedAt: new Date().toISOString(),
   };
   ca.store.meta.set(JOURNAL_KEY, JSON.stringify(journal));
+  workingHere = true;
+  try {
+    return await makeAndCommit(ca, journal, opts);
+  } catch (e) {
+    // Nothing is committed unless the journal says so: put the old state back at once.
+    const now = readJournal(ca);
+    if (now?.state === "started") undoRollover(ca, now);
+    else workingHere = false;
+    throw e;
+  }
+}
+
+async function makeAndCommit(ca: CertificateAuthority, journal: RolloverJournal, opts: RolloverOptions): Promise<RolloverResult> {
+  const { generation, keyLabel } = journal;
+  const old = ca.issuer;
   crashPoint("started");
 
-  const ref = ca.km.generateKeyPair(keyLabel, opts.keyType);
+  const ref = ca.km.generateKeyPair(keyLabel, journal.keyType);
   crashPoint("keygen");
   const newKey = new HsmPrivateKey(ref, defaultHashFor(ref.keyType));
   const newSpki = new Uint8Array(ca.km.publicKeySpki(ref));
@@ -149,6 +199,12 @@ export async function beginRollover(ca: CertificateAuthority, opts: RolloverOpti
 /** Ends a committed rollover: the journal goes once the files outside the store are rewritten. */
 export function endRollover(ca: CertificateAuthority): void {
   ca.store.meta.delete(JOURNAL_KEY);
+  workingHere = false;
+}
+
+/** A committed rollover whose finishing failed here (a full disk, say) is left for a restart or the server's timer. */
+export function releaseRollover(): void {
+  workingHere = false;
 }
 
 /**
@@ -161,5 +217,6 @@ export function undoRollover(ca: CertificateAuthority, j: RolloverJournal): void
   if (committedRoot) throw configError(`the journal says rollover ${j.generation} did not commit, yet its root is in the store: restore from a backup`);
   if (ca.km.findKey(j.keyLabel)) ca.km.deleteKey(j.keyLabel);
   ca.store.meta.delete(JOURNAL_KEY);
+  workingHere = false;
   ca.reload();
 }
