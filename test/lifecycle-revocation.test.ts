@@ -60,6 +60,7 @@ describe("revocation, CRL and OCSP", () => {
     assert.equal(r.code, 0, r.stderr);
     await enroll("good");
     await enroll("bad");
+    await enroll("other");
   });
   after(async () => {
     await srv?.stop();
@@ -172,11 +173,27 @@ describe("revocation, CRL and OCSP", () => {
     assert.match(check.stdout, /: revoked[\s\S]*Reason: keyCompromise/);
   });
 
+  test("a revocation that reaches the store without a CRL (another writer) is published by the server's timer", async () => {
+    const before = await fetchCrl(`${srv.httpBase}/crl/1.crl`, join(work, "crl-w1.pem"));
+    assert.doesNotMatch(before.text, new RegExp(certs.other.serial.toUpperCase()));
+    const sql = `UPDATE certificates SET status = 'revoked', revoked_at = ${Date.now()}, revocation_reason = 'affiliationChanged' WHERE serial = '${certs.other.serial}';`;
+    const r = await run("sqlite3", [join(inst.dir, "estca.db"), sql]);
+    assert.equal(r.code, 0, r.stderr);
+    let after = before;
+    for (let i = 0; i < 60 && !after.text.includes(certs.other.serial.toUpperCase()); i++) {
+      await new Promise((res) => setTimeout(res, 300));
+      after = await fetchCrl(`${srv.httpBase}/crl/1.crl`, join(work, "crl-w2.pem"));
+    }
+    assert.match(after.text, new RegExp(`Serial Number: ${certs.other.serial.toUpperCase()}[\\s\\S]*?Affiliation Changed`));
+    assert.ok(after.number > before.number);
+  });
+
   test("with ocsp.delegated off the CA key signs the answers; a short crl.validityHours republishes on the timer", async () => {
     await srv.stop();
     editConfig(inst.dir, (c) => {
       c.ocsp = { ...(c.ocsp ?? {}), delegated: false };
       c.crl = { validityHours: 0.004, refreshBeforeHours: 0.002 };
+      c.server = { ...(c.server ?? {}), publicHttpUrl: "http://pki.example.test:8080/" };
     });
     srv = await startServer(inst.dir, { env: POLL });
     const out = await ocsp(srv, root, certs.good.file, ["-resp_text"]);
@@ -194,5 +211,13 @@ describe("revocation, CRL and OCSP", () => {
     }
     assert.ok(later.number > first.number, "the timer republished the CRL before nextUpdate");
     assert.match(later.text, new RegExp(`Serial Number: ${certs.renewed.serial.toUpperCase()}`), "still lists the revoked certificate");
+
+    // Behind a proxy: server.publicHttpUrl is the base of the URLs written into certificates.
+    const csr = await makeCsr(work, "proxied");
+    const issued = await estca(["issue", "--data", inst.dir, "--csr", csr.csrFile, "--out", join(work, "proxied.pem")]);
+    assert.equal(issued.code, 0, issued.stderr);
+    const text = (await run("openssl", ["x509", "-in", join(work, "proxied.pem"), "-noout", "-text"])).stdout;
+    assert.match(text, /URI:http:\/\/pki\.example\.test:8080\/crl\/1\.crl/);
+    assert.match(text, /OCSP - URI:http:\/\/pki\.example\.test:8080\/ocsp/);
   });
 });
