@@ -102,4 +102,47 @@ export const MIGRATIONS: string[] = [
     value         TEXT NOT NULL
   );
   `,
+  /* 2: listing, counting and searching stay fast with a million certificates (issue 6) */ `
+  -- Per (kind, status) counts, kept by triggers, so the dashboard never sums a million rows.
+  CREATE TABLE cert_counts (
+    kind   TEXT NOT NULL,
+    status TEXT NOT NULL,
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (kind, status)
+  ) WITHOUT ROWID;
+  INSERT INTO cert_counts (kind, status, n) SELECT kind, status, count(*) FROM certificates GROUP BY kind, status;
+  CREATE TRIGGER certificates_count_insert AFTER INSERT ON certificates BEGIN
+    INSERT INTO cert_counts (kind, status, n) VALUES (NEW.kind, NEW.status, 1)
+      ON CONFLICT (kind, status) DO UPDATE SET n = n + 1;
+  END;
+  CREATE TRIGGER certificates_count_delete AFTER DELETE ON certificates BEGIN
+    UPDATE cert_counts SET n = n - 1 WHERE kind = OLD.kind AND status = OLD.status;
+  END;
+  CREATE TRIGGER certificates_count_update AFTER UPDATE OF kind, status ON certificates
+    WHEN OLD.kind IS NOT NEW.kind OR OLD.status IS NOT NEW.status BEGIN
+    UPDATE cert_counts SET n = n - 1 WHERE kind = OLD.kind AND status = OLD.status;
+    INSERT INTO cert_counts (kind, status, n) VALUES (NEW.kind, NEW.status, 1)
+      ON CONFLICT (kind, status) DO UPDATE SET n = n + 1;
+  END;
+
+  -- Substring search (subject, SANs, requester) through a trigram index instead of a full scan.
+  CREATE VIRTUAL TABLE cert_search USING fts5(subject, sans, requester, content = 'certificates', content_rowid = 'rowid', tokenize = 'trigram');
+  INSERT INTO cert_search (cert_search) VALUES ('rebuild');
+  CREATE TRIGGER certificates_search_insert AFTER INSERT ON certificates BEGIN
+    INSERT INTO cert_search (rowid, subject, sans, requester) VALUES (NEW.rowid, NEW.subject, NEW.sans, NEW.requester);
+  END;
+  CREATE TRIGGER certificates_search_delete AFTER DELETE ON certificates BEGIN
+    INSERT INTO cert_search (cert_search, rowid, subject, sans, requester) VALUES ('delete', OLD.rowid, OLD.subject, OLD.sans, OLD.requester);
+  END;
+  CREATE TRIGGER certificates_search_update AFTER UPDATE OF subject, sans, requester ON certificates BEGIN
+    INSERT INTO cert_search (cert_search, rowid, subject, sans, requester) VALUES ('delete', OLD.rowid, OLD.subject, OLD.sans, OLD.requester);
+    INSERT INTO cert_search (rowid, subject, sans, requester) VALUES (NEW.rowid, NEW.subject, NEW.sans, NEW.requester);
+  END;
+
+  -- The list's sort orders and status filters, each with the serial as tie-breaker.
+  CREATE INDEX certificates_kind_created ON certificates(kind, created_at, serial);
+  CREATE INDEX certificates_kind_expiry ON certificates(kind, not_after, serial);
+  CREATE INDEX certificates_kind_subject ON certificates(kind, subject, serial);
+  CREATE INDEX certificates_kind_status ON certificates(kind, status, not_after);
+  `,
 ];
