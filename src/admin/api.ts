@@ -106,6 +106,11 @@ export function adminApi(s: Services): (ctx: Context, next: Next) => Promise<voi
     if (ctx.path === "/api/login") return next();
     const session = sessions.get(ctx.cookies.get(SESSION_COOKIE));
     if (!session) throw notSignedIn();
+    // An administrator removed with the CLI loses their open sessions at once.
+    if (!s.store.users.get(session.user, "admin")) {
+      sessions.destroyUser(session.user);
+      throw notSignedIn();
+    }
     ctx.state.session = session;
     if (!["GET", "HEAD"].includes(ctx.method)) {
       if (!csrfMatches(session, ctx.get(CSRF_HEADER))) throw forbidden(`missing or wrong ${CSRF_HEADER} header: send the token that /api/session returned`);
