@@ -176,27 +176,36 @@ describe("EST wire format", () => {
     assert.equal(closed, "close");
   });
 
-  test("strongSwan pki --estca and pki --est (unlabelled: its URL is a prefix before /.well-known/est/)", async () => {
-    const url = f.srv.origin;
-    const caout = join(work, "sw-ca.pem");
-    const ca = await pki(["--estca", "--url", url, "--cacert", f.srv.caPem, "--caout", caout, "--outform", "pem"]);
-    assert.equal(ca.code, 0, ca.stdout + ca.stderr);
-    assert.match(ca.stdout + ca.stderr, /Root CA cert is trusted/);
-    assert.equal(readFileSync(caout, "utf8").replace(/\s/g, ""), readFileSync(f.srv.caPem, "utf8").replace(/\s/g, ""));
+  for (const tls of ["1.2", "1.3"] as const) {
+    test(`strongSwan pki --estca and pki --est over TLS ${tls} (unlabelled: its URL is a prefix before /.well-known/est/)`, async () => {
+      // strongSwan's own TLS stack, pinned to one version through its configuration file.
+      const conf = join(work, `strongswan-${tls}.conf`);
+      writeFileSync(conf, `libtls {\n  version_min = ${tls}\n  version_max = ${tls}\n}\n`);
+      const env = { ...process.env, STRONGSWAN_CONF: conf };
+      const url = f.srv.origin;
+      const caout = join(work, `sw-ca-${tls}.pem`);
+      const ca = await pki(["--estca", "--url", url, "--cacert", f.srv.caPem, "--caout", caout, "--outform", "pem"], env);
+      assert.equal(ca.code, 0, ca.stdout + ca.stderr);
+      assert.match(ca.stdout + ca.stderr, /Root CA cert is trusted/);
+      assert.equal(readFileSync(caout, "utf8").replace(/\s/g, ""), readFileSync(f.srv.caPem, "utf8").replace(/\s/g, ""));
+      const caLog = (await requestLog(f.inst.dir, 1))[0];
+      assert.equal(caLog.operation, "cacerts");
+      assert.equal(caLog.tlsVersion, `TLSv${tls}`);
 
-    const csr = await makeCsr(work, "strongswan", { key: "rsa-2048", sans: ["DNS:sw.example"] });
-    const e = await pki(["--est", "--url", url, "--cacert", f.srv.caPem, "--in", csr.csrFile, "--userpass", f.userpass, "--outform", "pem"]);
-    assert.equal(e.code, 0, e.stdout + e.stderr);
-    const out = join(work, "sw.pem");
-    writeFileSync(out, e.stdout);
-    const v = await run("openssl", ["verify", "-CAfile", f.srv.caPem, out]);
-    assert.equal(v.code, 0, v.stdout + v.stderr + e.stderr);
-    const subj = await run("openssl", ["x509", "-in", out, "-noout", "-subject"]);
-    assert.match(subj.stdout, /CN ?= ?strongswan/);
-    const log = await requestLog(f.inst.dir, 5);
-    assert.equal(log[0].operation, "simpleenroll");
-    assert.equal(log[0].status, 200);
-    assert.equal(log[0].clientIdentity, "user:est");
-    assert.match(log[0].tlsVersion ?? "", /^TLSv1\.[23]$/);
-  });
+      const csr = await makeCsr(work, `strongswan-${tls}`, { key: "rsa-2048", sans: ["DNS:sw.example"] });
+      const e = await pki(["--est", "--url", url, "--cacert", f.srv.caPem, "--in", csr.csrFile, "--userpass", f.userpass, "--outform", "pem"], env);
+      assert.equal(e.code, 0, e.stdout + e.stderr);
+      const out = join(work, `sw-${tls}.pem`);
+      writeFileSync(out, e.stdout);
+      const v = await run("openssl", ["verify", "-CAfile", f.srv.caPem, out]);
+      assert.equal(v.code, 0, v.stdout + v.stderr + e.stderr);
+      const subj = await run("openssl", ["x509", "-in", out, "-noout", "-subject"]);
+      assert.match(subj.stdout, new RegExp(`CN ?= ?strongswan-${tls.replace(".", "\\.")}`));
+      const log = (await requestLog(f.inst.dir, 1))[0];
+      assert.equal(log.operation, "simpleenroll");
+      assert.equal(log.status, 200);
+      assert.equal(log.clientIdentity, "user:est");
+      assert.equal(log.tlsVersion, `TLSv${tls}`);
+    });
+  }
 });

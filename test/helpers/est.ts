@@ -71,8 +71,8 @@ export async function showCert(dir: string, serial: string): Promise<Record<stri
 }
 
 /** strongSwan's `pki`, with the noise of its unused TPM plugin left out. */
-export async function pki(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await run("pki", args, { timeoutMs: 60_000 });
+export async function pki(args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await run("pki", args, { timeoutMs: 60_000, env });
   return { ...r, stderr: r.stderr.split("\n").filter((l) => !/tpm|TPM/.test(l)).join("\n") };
 }
 
