@@ -108,6 +108,7 @@ export class CrlPublisher {
 
   /** The CRL to serve for one generation (the current one if omitted), published first if none exists yet. */
   async current(generation?: number): Promise<{ issuer: Issuer; crl: CrlRecord } | null> {
+    this.ca.refresh();
     const issuer = generation === undefined ? this.ca.issuer : this.ca.issuerByGeneration(generation);
     if (!issuer) return null;
     const crl = this.ca.store.crls.latest(issuer.ski) ?? (await this.publish(issuer));

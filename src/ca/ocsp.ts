@@ -61,6 +61,8 @@ function statusOnly(status: number): Buffer {
  */
 export class OcspResponder {
   private readonly signers = new Map<string, Signer>();
+  /** CertID hashes of each issuer, per hash algorithm: "ski:alg" -> name hash + key hash. */
+  private readonly idHashes = new Map<string, { name: Buffer; key: Buffer }>();
   private readonly engine: pkijs.ICryptoEngine;
 
   constructor(
@@ -79,6 +81,7 @@ export class OcspResponder {
       return { der: statusOnly(OCSP_STATUS.malformedRequest), summary: "malformed request" };
     }
     const list = req.tbsRequest.requestList;
+    this.ca.refresh();
     if (!list.length) return { der: statusOnly(OCSP_STATUS.malformedRequest), summary: "empty request list" };
 
     // One response has one signer: the issuer of the first request. Requests about another issuer's
@@ -128,12 +131,24 @@ export class OcspResponder {
     const nameHash = Buffer.from(id.issuerNameHash.valueBlock.valueHexView);
     const keyHash = Buffer.from(id.issuerKeyHash.valueBlock.valueHexView);
     for (const iss of this.ca.allIssuers()) {
-      const c = pkijs.Certificate.fromBER(new Uint8Array(iss.der));
-      const n = createHash(alg).update(new Uint8Array(c.subject.toSchema().toBER(false))).digest();
-      const k = createHash(alg).update(c.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView).digest();
-      if (n.equals(nameHash) && k.equals(keyHash)) return iss;
+      const h = this.idHashesOf(iss, alg);
+      if (h.name.equals(nameHash) && h.key.equals(keyHash)) return iss;
     }
     return null;
+  }
+
+  private idHashesOf(iss: Issuer, alg: string): { name: Buffer; key: Buffer } {
+    const k = `${iss.ski}:${alg}`;
+    let h = this.idHashes.get(k);
+    if (!h) {
+      const c = pkijs.Certificate.fromBER(new Uint8Array(iss.der));
+      h = {
+        name: createHash(alg).update(new Uint8Array(c.subject.toSchema().toBER(false))).digest(),
+        key: createHash(alg).update(c.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView).digest(),
+      };
+      this.idHashes.set(k, h);
+    }
+    return h;
   }
 
   private statusOf(id: pkijs.CertID, issuer: Issuer): { status: asn1js.BaseBlock; text: string } {
