@@ -97,7 +97,13 @@ describe("root rollover with a running server", () => {
   });
 
   test("estca rollover (in another process) makes a non-extractable key and the three certificates; the server follows", async () => {
-    const r = await estca(["rollover", "--key-type", "ec-p384", "--data", inst.dir]);
+    const bad = await estca(["rollover", "--overlap", "-1", "--data", inst.dir]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--overlap <days>' argument '-1' is invalid\. give a positive number of days/);
+    assert.doesNotMatch(bad.stderr, /\n\s+at /);
+
+    const startedAt = Date.now();
+    const r = await estca(["rollover", "--key-type", "ec-p384", "--overlap", "400", "--data", inst.dir]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /rolled over to generation 2: key estca-root-2 \(ec-p384\)/);
     assert.match(r.stdout, /NewWithNew\s+serial [0-9a-f]+/);
@@ -115,8 +121,12 @@ describe("root rollover with a running server", () => {
     assert.ok(!newKey.equals(oldCert.publicKey), "a new key");
     assert.ok(own.publicKey.equals(newKey) && own.verify(oldCert.publicKey), "OldWithNew: new public key signed by the old key");
     assert.ok(nwo.publicKey.equals(oldCert.publicKey) && nwo.verify(newKey), "NewWithOld: old public key signed by the new key");
-    assert.equal(own.validTo, oldCert.validTo);
-    assert.equal(nwo.validTo, oldCert.validTo);
+    // --overlap 400: the links end 400 days from now, well before the old root (10 years).
+    for (const link of [own, nwo]) {
+      const end = new Date(link.validTo).getTime();
+      assert.ok(Math.abs(end - (startedAt + 400 * 86400_000)) < 120_000, `link ends ${link.validTo}`);
+      assert.ok(end < new Date(oldCert.validTo).getTime());
+    }
     writeFileSync(newRoot, nwn.toString());
     writeFileSync(oldWithNewFile, own.toString());
     writeFileSync(newWithOldFile, nwo.toString());
@@ -220,10 +230,16 @@ describe("root rollover with a running server", () => {
     assert.match(sig.stdout + sig.stderr, /verify OK/);
   });
 
-  test("once the old root has expired, /cacerts and ca.pem hold only the new root", async () => {
-    const after = new Date(oldCert.validTo).getTime() + 1000;
-    const r = await script(inst.dir, `return { cacerts: i.ca.cacerts(${after}).length, chain: i.ca.listenerChain(${after}).length, anchors: (i.ca.trustAnchorsPem(${after}).match(/BEGIN CERTIFICATE/g) ?? []).length, now: i.ca.cacerts().length };`);
-    assert.deepEqual(r, { cacerts: 1, chain: 0, anchors: 1, now: 3 });
+  test("once the overlap ends only the new root is served; once the old root expires ca.pem drops it", async () => {
+    const linksEnd = new Date(pemsIn(oldWithNewFile)[0].validTo).getTime() + 1000;
+    const rootEnd = new Date(oldCert.validTo).getTime() + 1000;
+    const q = (t: number) => `{ cacerts: i.ca.cacerts(${t}).length, chain: i.ca.listenerChain(${t}).length, anchors: (i.ca.trustAnchorsPem(${t}).match(/BEGIN CERTIFICATE/g) ?? []).length }`;
+    const r = await script(inst.dir, `return { now: ${q(Date.now())}, afterLinks: ${q(linksEnd)}, afterOldRoot: ${q(rootEnd)} };`);
+    assert.deepEqual(r, {
+      now: { cacerts: 3, chain: 1, anchors: 2 },
+      afterLinks: { cacerts: 1, chain: 0, anchors: 2 },
+      afterOldRoot: { cacerts: 1, chain: 0, anchors: 1 },
+    });
   });
 });
 

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
-import { Option } from "commander";
+import { InvalidArgumentError, Option } from "commander";
 import { CrlPublisher } from "../ca/crl.ts";
 import { REVOCATION_REASONS, revokeCertificate } from "../ca/revocation.ts";
-import { EstcaError, messageOf } from "../errors.ts";
+import { messageOf } from "../errors.ts";
 import { KEY_TYPES, type KeyType } from "../hsm/key-manager.ts";
 import { rolloverInstance } from "../instance/lifecycle.ts";
 import { openInstance } from "../instance/open.ts";
@@ -11,7 +11,8 @@ import { action, dataOption } from "./common.ts";
 
 function parseDays(v: string): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new EstcaError("bad_request", `--overlap ${v}: give a positive number of days (fractions allowed)`);
+  // commander reports an InvalidArgumentError in one line; anything else would escape as a stack trace.
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("give a positive number of days (fractions allowed)");
   return n;
 }
 
