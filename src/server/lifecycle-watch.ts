@@ -47,10 +47,10 @@ export function watchLifecycle(inst: Instance, running: Running): { tick: () => 
     }
   });
 
-  let running_ = false;
+  let busy = false;
   const tick = async () => {
-    if (running_) return;
-    running_ = true;
+    if (busy) return;
+    busy = true;
     try {
       const r = await recoverRollover(inst);
       if (r === "finished" || r === "undone") log.warn({ recovery: r }, `an interrupted rollover was ${r}`);
@@ -66,7 +66,7 @@ export function watchLifecycle(inst: Instance, running: Running): { tick: () => 
       // A half-written listener file or a token hiccup: the next tick tries again.
       log.warn({ err: messageOf(e) }, "lifecycle check failed; retrying");
     } finally {
-      running_ = false;
+      busy = false;
     }
   };
   const timer = setInterval(() => void tick(), pollIntervalMs());
