@@ -83,11 +83,14 @@ describe("EST wire format", () => {
       assert.match(r.text, /unknown label "nosuch"/);
     }
     const csr = await makeCsr(work, "nolabel");
-    for (const op of ["simpleenroll", "simplereenroll", "serverkeygen"]) {
-      const r = await curl(`${f.srv.estBase}nosuch/${op}`, { cacert: f.srv.caPem, user: f.userpass, contentType: "application/pkcs10", body: csr.csrB64 });
+    for (const op of ["simpleenroll", "simplereenroll", "serverkeygen", "fullcmc"]) {
+      const r = await curl(`${f.srv.estBase}nosuch/${op}`, { cacert: f.srv.caPem, user: f.userpass, contentType: op === "fullcmc" ? "application/pkcs7-mime" : "application/pkcs10", body: csr.csrB64 });
       assert.equal(r.status, 404, `${op}: ${r.text}`);
       assert.match(r.headers["content-type"], /^text\/plain/);
+      assert.match(r.text, /unknown label "nosuch"/);
     }
+    const bad = await curl(`${f.srv.estBase}%E0%A4%A/cacerts`, { cacert: f.srv.caPem });
+    assert.equal(bad.status, 404, "a malformed escape in the label is an unknown label, not a 500");
   });
 
   test("401 names the Basic scheme exactly, and credentials sent after it (curl --anyauth) work", async () => {

@@ -85,11 +85,20 @@ async function enrollHandler(ctx: Context, s: Services, label: string | null, st
   sendBase64(ctx, CT_CERTS_ONLY, certsOnly([result.issued.der]));
 }
 
+/** A malformed %-escape is no reason for a 500: the raw segment then simply names no profile (404). */
+function decodeLabel(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 function parsePath(path: string): { label: string | null; operation: string } | null {
   if (!path.startsWith(EST_PREFIX + "/")) return null;
   const parts = path.slice(EST_PREFIX.length + 1).split("/");
   if (parts.length === 1) return { label: null, operation: parts[0] };
-  if (parts.length === 2 && parts[0]) return { label: decodeURIComponent(parts[0]), operation: parts[1] };
+  if (parts.length === 2 && parts[0]) return { label: decodeLabel(parts[0]), operation: parts[1] };
   return null;
 }
 
