@@ -94,6 +94,8 @@ export async function startServer(inst: Instance, opts: { log?: Logger } = {}): 
   }
   tlsServer.on("tlsClientError", (err: Error, sock: Socket) => {
     log.debug({ err: err.message, client: sock.remoteAddress }, "TLS handshake failed");
+    // With a listener here Node leaves the socket open: a handshake timeout would close nothing.
+    sock.destroy();
   });
 
   const port = await listen(tlsServer, config.server.port, config.server.host, "EST");
