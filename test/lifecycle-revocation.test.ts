@@ -212,6 +212,15 @@ describe("revocation, CRL and OCSP", () => {
     assert.ok(later.number > first.number, "the timer republished the CRL before nextUpdate");
     assert.match(later.text, new RegExp(`Serial Number: ${certs.renewed.serial.toUpperCase()}`), "still lists the revoked certificate");
 
+    // estca crl publishes now, from another process, and saves the DER.
+    const cliCrl = join(work, "cli.crl");
+    const crl = await estca(["crl", "--out", cliCrl, "--data", inst.dir]);
+    assert.equal(crl.code, 0, crl.stderr);
+    const n = Number(/generation 1: CRL number (\d+), next update /.exec(crl.stdout)?.[1]);
+    assert.ok(n > later.number, crl.stdout);
+    const saved = await run("openssl", ["crl", "-inform", "DER", "-in", cliCrl, "-noout", "-crlnumber"]);
+    assert.equal(parseInt(/crlNumber=0x([0-9A-F]+)/i.exec(saved.stdout)?.[1] ?? "", 16), n, saved.stdout + saved.stderr);
+
     // Behind a proxy: server.publicHttpUrl is the base of the URLs written into certificates.
     const csr = await makeCsr(work, "proxied");
     const issued = await estca(["issue", "--data", inst.dir, "--csr", csr.csrFile, "--out", join(work, "proxied.pem")]);
