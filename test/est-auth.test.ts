@@ -68,14 +68,14 @@ describe("EST authentication, authorization and reenroll", () => {
   for (const tls of ["1.2", "1.3"] as const) {
     test(`a TLS client certificate of this CA enrolls without a password (TLS ${tls})`, async () => {
       const csr = await makeCsr(work, `by-cert-${tls}`, { sans: ["DNS:by-cert.example"] });
-      const r = await curl(`${f.srv.estBase}certonly/simpleenroll`, { cacert: f.srv.caPem, tls, cert: own.cert, key: own.key, contentType: "application/pkcs10", body: csr.csrB64 });
+      const r = await curl(`${f.srv.estBase}simpleenroll`, { cacert: f.srv.caPem, tls, cert: own.cert, key: own.key, contentType: "application/pkcs10", body: csr.csrB64 });
       assert.equal(r.status, 200, r.text);
       const { serial } = await saveCert(r, join(work, `by-cert-${tls}.pem`));
       const log = (await requestLog(f.inst.dir)).find((e) => e.serial === serial)!;
       assert.equal(log.authMethod, "cert");
       assert.equal(log.clientIdentity, "cert:CN=own-device, O=Example");
       assert.equal(log.tlsVersion, `TLSv${tls}`);
-      assert.equal(log.label, "certonly");
+      assert.equal(log.label, null);
     });
 
     test(`a device with an IDevID under the profile's external anchor gets an LDevID (TLS ${tls})`, async () => {
@@ -104,6 +104,7 @@ describe("EST authentication, authorization and reenroll", () => {
       ["user without the label", post("iot/simpleenroll", { user: f.userpass }), 403, /profile "iot" does not accept HTTP Basic authentication/],
       ["user not allowed this profile", post("rename/simpleenroll", { user: f.userpass }), 403, /user "est" may use profile "default", not "rename"/],
       ["cert-only profile with no certificate", post("certonly/simpleenroll"), 401, /profile "certonly" needs a TLS client certificate/],
+      ["certificate of this CA on another profile", post("certonly/simpleenroll", { cert: own.cert, key: own.key }), 403, /client certificate [0-9a-f]+ \(CN=own-device, O=Example\) was issued under profile "default" and may enroll only there, not in "certonly"/],
     ];
     for (const [name, p, status, reason] of cases) {
       const r = await p;
@@ -179,7 +180,13 @@ describe("EST authentication, authorization and reenroll", () => {
     const keyFile = join(work, "renamed.key");
     writeFileSync(keyFile, csr.keyPem);
 
-    const refused = await curl(`${f.srv.estBase}simplereenroll`, { cacert: f.srv.caPem, cert: certFile, key: first.keyFile, contentType: "application/pkcs10", body: csr.b64 });
+    // The same request from a certificate of the default profile, which does not allow renaming.
+    const plain = await makeCsr(work, "to-rename-default", { subject: "/CN=old-name" });
+    const r1 = await curl(`${f.srv.estBase}simpleenroll`, { cacert: f.srv.caPem, user: f.userpass, contentType: "application/pkcs10", body: plain.csrB64 });
+    assert.equal(r1.status, 200, r1.text);
+    const plainCert = join(work, "to-rename-default.pem");
+    await saveCert(r1, plainCert);
+    const refused = await curl(`${f.srv.estBase}simplereenroll`, { cacert: f.srv.caPem, cert: plainCert, key: plain.keyFile, contentType: "application/pkcs10", body: csr.b64 });
     assert.equal(refused.status, 403, refused.text);
     assert.match(refused.text, /ChangeSubjectName but profile "default" does not allow subject changes/);
 

@@ -192,7 +192,7 @@ describe("serverkeygen and fullcmc", () => {
     assert.equal(basic.status, 400);
     assert.match(basic.text, /this connection has no TLS client certificate/);
     const plain = await makeCsr(work, "nokeygen");
-    const off = await curl(`${f.srv.estBase}nokeygen/serverkeygen`, { cacert: f.srv.caPem, cert: clients.ec.cert, key: clients.ec.key, contentType: "application/pkcs10", body: plain.csrB64 });
+    const off = await curl(`${f.srv.estBase}nokeygen/serverkeygen`, { cacert: f.srv.caPem, user: KG, contentType: "application/pkcs10", body: plain.csrB64 });
     assert.equal(off.status, 403);
     assert.match(off.text, /profile "nokeygen" does not offer server-side key generation/);
   });

@@ -19,7 +19,7 @@ const PASSWORD_CACHE_MS = 5 * 60_000;
 const PASSWORD_CACHE_MAX = 10_000;
 
 /** Certificates from one of our roots, checked against the store: in date, and still valid. */
-export function verifyOwnCertificate(ca: CertificateAuthority, store: Store, der: Buffer, now = Date.now()): { serial: string; subject: string; cert: X509Certificate } | null {
+export function verifyOwnCertificate(ca: CertificateAuthority, store: Store, der: Buffer, now = Date.now()): { serial: string; subject: string; profile: string; cert: X509Certificate } | null {
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(der);
@@ -39,7 +39,7 @@ export function verifyOwnCertificate(ca: CertificateAuthority, store: Store, der
   if (rec.status === "superseded") throw forbidden(`client certificate ${serial} (${subject}) was superseded by ${rec.supersededBy ?? "a newer certificate"}`);
   if (rec.notAfter < now) throw forbidden(`client certificate ${serial} (${subject}) expired on ${new Date(rec.notAfter).toISOString()}`);
   if (rec.notBefore > now) throw forbidden(`client certificate ${serial} (${subject}) is not valid before ${new Date(rec.notBefore).toISOString()}`);
-  return { serial, subject, cert };
+  return { serial, subject, profile: rec.profile, cert };
 }
 
 /**
@@ -106,7 +106,14 @@ export class Authenticator {
     const leaf = client.peerChain[0];
     try {
       const own = verifyOwnCertificate(this.ca, this.store, leaf);
-      if (own) return { identity: { method: "cert", name: own.subject, serial: own.serial, certDer: leaf } };
+      if (own) {
+        // A certificate speaks for the profile it was issued under, as a user's labels do: a
+        // device certificate must not buy, say, a serverAuth certificate on another profile.
+        if (own.profile !== profileName) {
+          return { error: forbidden(`client certificate ${own.serial} (${own.subject}) was issued under profile "${own.profile}" and may enroll only there, not in "${profileName}"`) };
+        }
+        return { identity: { method: "cert", name: own.subject, serial: own.serial, certDer: leaf } };
+      }
     } catch (e) {
       if (e instanceof EstcaError) return { error: e };
       throw e;
