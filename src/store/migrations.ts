@@ -145,4 +145,10 @@ export const MIGRATIONS: string[] = [
   CREATE INDEX certificates_kind_subject ON certificates(kind, subject, serial);
   CREATE INDEX certificates_kind_status ON certificates(kind, status, not_after);
   `,
+  /* 3: expired/expiring filters and the status sort answered from indexes alone (issue 6) */ `
+  DROP INDEX certificates_kind_status;
+  CREATE INDEX certificates_kind_status ON certificates(kind, status, not_after, created_at, serial);
+  CREATE INDEX certificates_kind_expiry_created ON certificates(kind, not_after, created_at, serial);
+  CREATE INDEX certificates_kind_status_serial ON certificates(kind, status, serial);
+  `,
 ];
