@@ -151,4 +151,19 @@ export const MIGRATIONS: string[] = [
   CREATE INDEX certificates_kind_expiry_created ON certificates(kind, not_after, created_at, serial);
   CREATE INDEX certificates_kind_status_serial ON certificates(kind, status, serial);
   `,
+  /* 4: admin UI sessions and sign-in failures, shared by every server process (--workers) */ `
+  CREATE TABLE admin_sessions (
+    token_sha256  TEXT PRIMARY KEY,          -- hex SHA-256 of the cookie value; the value itself is never stored
+    user          TEXT NOT NULL,
+    csrf          TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL
+  );
+  CREATE INDEX admin_sessions_expires ON admin_sessions(expires_at);
+  CREATE TABLE admin_login_failures (
+    key           TEXT NOT NULL,             -- 'u:NAME@ADDR' (one account from one address) or 'a:ADDR'
+    at            INTEGER NOT NULL
+  );
+  CREATE INDEX admin_login_failures_key ON admin_login_failures(key, at);
+  `,
 ];
