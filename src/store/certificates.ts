@@ -91,6 +91,23 @@ function fromRow(r: Row): CertRecord {
   };
 }
 
+/**
+ * Sorting whole rows would drag every candidate's DER through the sorter: pick the page's rowids
+ * with only the sort keys, then read those rows.
+ */
+function pickThenRead(pick: string, order: string): string {
+  return `SELECT c.* FROM certificates AS c WHERE c.rowid IN (SELECT rowid FROM (${pick})) ${order.replace(/ LIMIT .*/, "")}`;
+}
+
+/** The index that yields each sort order (migration 2), walked when the wanted rows are common. */
+const SORT_INDEX: Record<NonNullable<CertQuery["sort"]>, string> = {
+  created: "certificates_kind_created",
+  subject: "certificates_kind_subject",
+  serial: "sqlite_autoindex_certificates_1",
+  status: "certificates_kind_status_serial",
+  expiry: "certificates_kind_expiry",
+};
+
 export const EXPIRING_WINDOW_MS = 30 * 86400_000;
 
 export class CertificateRepo {
@@ -120,45 +137,120 @@ export class CertificateRepo {
     return r ? fromRow(r) : null;
   }
 
+  /**
+   * The UI's certificate list. It must stay fast with a million rows (issue 6), so nothing here
+   * scans the table: totals come from the trigger-kept cert_counts plus index range counts,
+   * a search drives from the trigram index (cert_search) and the serial primary key, and rows
+   * come either from the sort order's index with an early LIMIT (when the wanted rows are
+   * common) or from the few matching rows, sorted (when they are rare).
+   */
   list(query: CertQuery = {}, now = Date.now()): { total: number; items: CertRecord[] } {
-    const where: string[] = ["kind = 'ee'"];
     const params: Record<string, unknown> = { now, soon: now + EXPIRING_WINDOW_MS };
-    if (query.q) {
-      where.push("(subject LIKE @q ESCAPE '\\' OR sans LIKE @q ESCAPE '\\' OR serial LIKE @qs ESCAPE '\\' OR requester LIKE @q ESCAPE '\\')");
-      const esc = query.q.replace(/[\\%_]/g, (c) => "\\" + c);
-      params.q = `%${esc}%`;
-      params.qs = `${esc.toLowerCase().replace(/:/g, "")}%`;
-    }
-    if (query.status === "expired") where.push("not_after < @now");
-    else if (query.status === "expiring") where.push("status = 'valid' AND not_after >= @now AND not_after < @soon");
-    else if (query.status === "valid") where.push("status = 'valid' AND not_after >= @now");
+    let filter = "";
+    if (query.status === "expired") filter = "c.not_after < @now";
+    else if (query.status === "expiring") filter = "c.status = 'valid' AND c.not_after >= @now AND c.not_after < @soon";
+    else if (query.status === "valid") filter = "c.status = 'valid' AND c.not_after >= @now";
     else if (query.status) {
-      where.push("status = @status");
+      filter = "c.status = @status";
       params.status = query.status;
     }
-    const w = `WHERE ${where.join(" AND ")}`;
-    const col = SORT_COLUMNS[query.sort ?? "created"] ?? "created_at";
+    const filterCount = this.filterCount(query.status, now);
+    const sort = query.sort && SORT_COLUMNS[query.sort] ? query.sort : "created";
+    const col = SORT_COLUMNS[sort];
     const dir = query.order === "asc" ? "ASC" : "DESC";
     const limit = Math.min(Math.max(query.limit ?? 50, 1), 500);
     const offset = Math.max(query.offset ?? 0, 0);
-    const total = (this.db.prepare(`SELECT count(*) AS n FROM certificates ${w}`).get(params) as { n: number }).n;
-    const rows = this.db
-      .prepare(`SELECT * FROM certificates ${w} ORDER BY ${col} ${dir}, serial ${dir} LIMIT ${limit} OFFSET ${offset}`)
-      .all(params) as Row[];
+    const order = `ORDER BY c.${col} ${dir}, c.serial ${dir} LIMIT ${limit} OFFSET ${offset}`;
+    const and = (...conds: string[]) => conds.filter(Boolean).join(" AND ");
+
+    // Walking the sort index visits about (offset + limit) / density rows, as long as the wanted
+    // rows are spread through it. Expired and expiring certificates are not (they are the old
+    // ones), and neither is a filter that keeps under 1% of the rows: those are read through the
+    // filter's index and sorted.
+    const timeBound = query.status === "expired" || query.status === "expiring";
+    const filterIndex = query.status === "expired" ? "certificates_kind_expiry_created" : "certificates_kind_status";
+    if (!query.q) {
+      const dense = !filter || (!timeBound && filterCount * 100 >= this.kindCount());
+      const rows = (
+        dense
+          ? this.db.prepare(`SELECT c.* FROM certificates AS c INDEXED BY ${SORT_INDEX[sort]} WHERE ${and("c.kind = 'ee'", filter)} ${order}`)
+          : this.db.prepare(pickThenRead(`SELECT c.rowid, c.${col}, c.serial FROM certificates AS c INDEXED BY ${filterIndex} WHERE ${and("c.kind = 'ee'", filter)} ${order}`, order))
+      ).all(params) as Row[];
+      return { total: filterCount, items: rows.map(fromRow) };
+    }
+
+    // The matching rows: a substring of subject, SANs or requester, or a prefix of the serial.
+    const qs = query.q.toLowerCase().replace(/:/g, "");
+    params.qs = qs;
+    params.qsEnd = qs + "\u007f"; // serials are lower-case hex: every one starting with qs sorts below this
+    let matches: string;
+    if ([...query.q].length >= 3) {
+      params.fts = `"${query.q.replace(/"/g, '""')}"`;
+      matches = `SELECT rowid AS id FROM cert_search WHERE cert_search MATCH @fts
+        UNION SELECT rowid FROM certificates WHERE serial >= @qs AND serial < @qsEnd`;
+    } else {
+      // The trigram index needs three characters; shorter searches scan.
+      params.q = `%${query.q.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
+      matches = `SELECT rowid AS id FROM certificates WHERE subject LIKE @q ESCAPE '\\' OR sans LIKE @q ESCAPE '\\' OR requester LIKE @q ESCAPE '\\'
+        UNION SELECT rowid FROM certificates WHERE serial >= @qs AND serial < @qsEnd`;
+    }
+    // The match set is computed once; the queries below read it back from JSON.
+    const ids = this.db.prepare(matches).pluck().all(params) as number[];
+    // Rows of other kinds (the listener's own certificates) are few: take them out here.
+    const other = new Set(this.db.prepare(`SELECT rowid FROM certificates INDEXED BY certificates_kind_created WHERE kind != 'ee'`).pluck().all() as number[]);
+    const eeIds = other.size ? ids.filter((id) => !other.has(id)) : ids;
+    params.ids = JSON.stringify(eeIds);
+    const m = "WITH m(id) AS (SELECT value FROM json_each(@ids))";
+    const n = (sql: string) => (this.db.prepare(sql).get(params) as { n: number }).n;
+    let total: number;
+    if (!filter) total = eeIds.length;
+    else if (eeIds.length <= filterCount) total = n(`${m} SELECT count(*) AS n FROM m CROSS JOIN certificates AS c ON c.rowid = m.id WHERE ${filter}`);
+    else total = n(`${m} SELECT count(*) AS n FROM certificates AS c INDEXED BY ${filterIndex} WHERE ${and("c.kind = 'ee'", filter)} AND c.rowid IN m`);
+    const dense = !timeBound && total * 100 >= this.kindCount();
+    const rows = (
+      dense
+        ? this.db.prepare(`${m} SELECT c.* FROM certificates AS c INDEXED BY ${SORT_INDEX[sort]} WHERE ${and("c.kind = 'ee'", filter)} AND c.rowid IN m ${order}`)
+        : this.db.prepare(`${m} ${pickThenRead(`SELECT c.rowid, c.${col}, c.serial FROM m CROSS JOIN certificates AS c ON c.rowid = m.id WHERE ${and("c.kind = 'ee'", filter)} ${order}`, order)}`)
+    ).all(params) as Row[];
     return { total, items: rows.map(fromRow) };
   }
 
-  counts(now = Date.now()): CertCounts {
-    const r = this.db
-      .prepare(`SELECT count(*) AS issued,
-          coalesce(sum(status = 'valid' AND not_after >= @now), 0) AS valid,
-          coalesce(sum(status = 'revoked'), 0) AS revoked,
-          coalesce(sum(status = 'superseded'), 0) AS superseded,
-          coalesce(sum(status = 'valid' AND not_after < @now), 0) AS expired,
-          coalesce(sum(status = 'valid' AND not_after >= @now AND not_after < @soon), 0) AS expiringSoon
-        FROM certificates WHERE kind = 'ee'`)
-      .get({ now, soon: now + EXPIRING_WINDOW_MS }) as CertCounts;
+  /** End-entity certificates per status, from the trigger-kept counters. */
+  private byStatus(): Record<CertStatus, number> {
+    const r: Record<CertStatus, number> = { valid: 0, revoked: 0, superseded: 0 };
+    for (const row of this.db.prepare(`SELECT status, n FROM cert_counts WHERE kind = 'ee'`).all() as { status: CertStatus; n: number }[]) r[row.status] = row.n;
     return r;
+  }
+
+  private kindCount(): number {
+    const b = this.byStatus();
+    return b.valid + b.revoked + b.superseded;
+  }
+
+  /** How many end-entity certificates a status filter keeps, without scanning. */
+  private filterCount(status: CertQuery["status"], now: number): number {
+    if (!status) return this.kindCount();
+    if (status === "revoked" || status === "superseded") return this.byStatus()[status];
+    if (status === "expired") {
+      return (this.db.prepare(`SELECT count(*) AS n FROM certificates INDEXED BY certificates_kind_expiry WHERE kind = 'ee' AND not_after < ?`).get(now) as { n: number }).n;
+    }
+    const c = this.counts(now);
+    return status === "valid" ? c.valid : c.expiringSoon;
+  }
+
+  counts(now = Date.now()): CertCounts {
+    const b = this.byStatus();
+    const range = (from: number, to: number) =>
+      (this.db.prepare(`SELECT count(*) AS n FROM certificates INDEXED BY certificates_kind_status WHERE kind = 'ee' AND status = 'valid' AND not_after >= ? AND not_after < ?`).get(from, to) as { n: number }).n;
+    const expired = range(Number.MIN_SAFE_INTEGER, now);
+    return {
+      issued: b.valid + b.revoked + b.superseded,
+      valid: b.valid - expired,
+      revoked: b.revoked,
+      superseded: b.superseded,
+      expired,
+      expiringSoon: range(now, now + EXPIRING_WINDOW_MS),
+    };
   }
 
   /** Certificates issued per day, oldest first, for the dashboard chart. */
