@@ -13,6 +13,7 @@ interface CbReply {
   binding: string;
   sent: string | null;
   protocol: string;
+  resumed: boolean;
 }
 
 describe("channel binding and /csrattrs", () => {
@@ -37,8 +38,8 @@ describe("channel binding and /csrattrs", () => {
     cleanup(work);
   });
 
-  async function cbClient(tls: "TLSv1.2" | "TLSv1.3", label: string | null, mode: Mode): Promise<CbReply> {
-    const args = { port: f.srv.port, path: `/.well-known/est/${label ? label + "/" : ""}simpleenroll`, ca: f.srv.caPem, tls, userpass: "cb:cb-pass-1234567", mode };
+  async function cbClient(tls: "TLSv1.2" | "TLSv1.3", label: string | null, mode: Mode, resume = false): Promise<CbReply> {
+    const args = { port: f.srv.port, path: `/.well-known/est/${label ? label + "/" : ""}simpleenroll`, ca: f.srv.caPem, tls, userpass: "cb:cb-pass-1234567", mode, resume };
     const r = await run(process.execPath, ["--import", "tsx", join(ROOT, "test", "helpers", "cb-client.ts"), JSON.stringify(args)], { cwd: ROOT });
     assert.equal(r.code, 0, r.stderr);
     const reply = JSON.parse(r.stdout.trim()) as CbReply;
@@ -75,6 +76,14 @@ describe("channel binding and /csrattrs", () => {
       assert.equal((await cbClient(tls, "cboff", "wrong")).status, 200);
     });
   }
+
+  test("TLS 1.2 with a resumed session: tls-unique is the server's Finished, and the server knows it", async () => {
+    const ok = await cbClient("TLSv1.2", "cbreq", "correct", true);
+    assert.equal(ok.resumed, true);
+    assert.equal(ok.status, 200, ok.body);
+    const bad = await cbClient("TLSv1.2", "cbreq", "wrong", true);
+    assert.equal(bad.status, 400);
+  });
 
   test("a TLS 1.2-sized value on a TLS 1.3 connection gets a hint", async () => {
     const r = await cbClient("TLSv1.3", "cbreq", "short");

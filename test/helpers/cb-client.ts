@@ -17,16 +17,34 @@ interface Args {
   userpass: string;
   /** correct: the real binding; wrong: random bytes of the right size; short: a 12-byte value; none: no challengePassword */
   mode: "correct" | "wrong" | "short" | "none";
+  /** TLS 1.2 only: resume a session first, so the handshake is abbreviated. */
+  resume?: boolean;
 }
 
 const a = JSON.parse(process.argv[2]) as Args;
-const socket = tls.connect({ host: "127.0.0.1", servername: "localhost", port: a.port, ca: readFileSync(a.ca), minVersion: a.tls, maxVersion: a.tls, session: undefined });
+const connectOpts = { host: "127.0.0.1", servername: "localhost", port: a.port, ca: readFileSync(a.ca), minVersion: a.tls, maxVersion: a.tls } as const;
+
+/** With `resume`, a first connection only fetches a session, and the second resumes it. */
+function connect(): Promise<tls.TLSSocket> {
+  if (!a.resume) return Promise.resolve(tls.connect(connectOpts));
+  return new Promise((resolve, reject) => {
+    const first = tls.connect(connectOpts);
+    first.once("error", reject);
+    first.once("session", (session: Buffer) => {
+      first.end();
+      resolve(tls.connect({ ...connectOpts, session }));
+    });
+  });
+}
+
+const socket = await connect();
 
 socket.once("secureConnect", async () => {
   try {
-    // TLS 1.2: tls-unique is the first Finished of the handshake, which in a full handshake is the
-    // client's own (RFC 5929 3.1). TLS 1.3: the RFC 9266 exporter.
-    const real = a.tls === "TLSv1.2" ? socket.getFinished()! : socket.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0));
+    if (a.resume && !socket.isSessionReused()) throw new Error("the server did not resume the session");
+    // TLS 1.2: tls-unique is the first Finished of the handshake (RFC 5929 3.1): the client's own
+    // in a full handshake, the server's in an abbreviated (resumed) one. TLS 1.3: the RFC 9266 exporter.
+    const real = a.tls === "TLSv1.2" ? (a.resume ? socket.getPeerFinished()! : socket.getFinished()!) : socket.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0));
     const value =
       a.mode === "correct" ? real.toString("base64") : a.mode === "wrong" ? webcrypto.getRandomValues(Buffer.alloc(real.length)).toString("base64") : a.mode === "short" ? Buffer.alloc(12, 7).toString("base64") : null;
     const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
@@ -48,7 +66,7 @@ socket.once("secureConnect", async () => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => {
-          process.stdout.write(JSON.stringify({ status: res.statusCode, body: Buffer.concat(chunks).toString("utf8"), binding: real.toString("base64"), sent: value, protocol: socket.getProtocol() }) + "\n");
+          process.stdout.write(JSON.stringify({ status: res.statusCode, body: Buffer.concat(chunks).toString("utf8"), binding: real.toString("base64"), sent: value, protocol: socket.getProtocol(), resumed: socket.isSessionReused() }) + "\n");
           socket.destroy();
         });
       },
