@@ -115,6 +115,7 @@ describe("EST authentication, authorization and reenroll", () => {
     const log = await requestLog(f.inst.dir, 10);
     for (const [, , status, reason] of cases) assert.ok(log.some((e) => e.status === status && reason.test(e.reason ?? "")), `logged: ${reason}`);
     assert.ok(log.some((e) => e.status === 401 && e.clientIdentity === "user:mallory"), "the claimed identity is logged");
+    assert.ok(log.some((e) => e.status === 401 && e.clientIdentity === "cert:(unverified) CN=stranger"), "a refused certificate is named");
   });
 
   test("simplereenroll: renew with the same key, then rekey; the old certificate is superseded, not revoked", async () => {

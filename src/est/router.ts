@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { X509Certificate, randomUUID } from "node:crypto";
 import type { Context, Next } from "koa";
 import { EstcaError, notFound } from "../errors.ts";
 import { textErrors } from "../http/errors.ts";
@@ -132,7 +132,8 @@ function logRequest(ctx: Context, s: Services, st: EstState, ms: number): void {
   const identity = st.identity ? describeIdentity(st.identity) : (() => {
     try {
       const c = clientContextOf(ctx);
-      return c.basic ? `user:${c.basic.user}` : c.peerChain.length ? "cert:(unverified)" : null;
+      // A refused certificate is still worth naming: it is what the developer must go and fix.
+      return c.basic ? `user:${c.basic.user}` : c.peerChain.length ? `cert:(unverified) ${new X509Certificate(c.peerChain[0]).subject.replace(/\n/g, ", ")}` : null;
     } catch {
       return null;
     }
