@@ -2,7 +2,7 @@
 # Installs the Debian/Ubuntu packages estca and its tests need, skipping what is already there.
 # Run as root (or with sudo). Safe to run again.
 set -euo pipefail
-pkgs=(softhsm2 openssl curl ca-certificates strongswan-pki libstrongswan-extra-plugins chromium)
+pkgs=(softhsm2 openssl curl ca-certificates strongswan-pki libstrongswan-extra-plugins chromium sqlite3)
 [ "${1:-}" = "--bench" ] && pkgs+=(wrk)
 need=()
 for p in "${pkgs[@]}"; do
