@@ -329,3 +329,37 @@ describe("admin API", () => {
     assert.doesNotMatch(out, /PRIVATE KEY/);
   });
 });
+
+describe("admin API with --workers 2", () => {
+  let inst: InitResult;
+  let srv: Server;
+  const work = tempDir();
+
+  before(async () => {
+    inst = await initData();
+    srv = await startServer(inst.dir, { args: ["--workers", "2"] });
+  });
+  after(async () => {
+    await srv?.stop();
+    cleanup(work);
+    if (inst) cleanup(join(inst.dir, ".."));
+  });
+
+  test("a session and the sign-in throttle hold whichever process answers", async () => {
+    const api = apiClient(srv, work, "workers");
+    const { json } = await login(api, "admin", inst.adminPassword);
+    // Each curl is a new connection; the cluster hands them to the workers in turn.
+    for (let i = 0; i < 6; i++) {
+      const r = await api("GET", "/session");
+      assert.equal(r.status, 200, `request ${i + 1}: ${r.text}`);
+      assert.equal(r.json.csrfToken, json.csrfToken);
+    }
+    const added = await api("POST", "/users", { json: { name: "w-user" }, csrf: json.csrfToken });
+    assert.equal(added.status, 201, added.text);
+    const guesser = apiClient(srv, work, "workers-guess");
+    for (let i = 0; i < 5; i++) assert.equal((await login(guesser, "admin", `nope-${i}`)).status, 401);
+    for (let i = 0; i < 3; i++) assert.equal((await login(guesser, "admin", inst.adminPassword)).status, 429, `attempt ${i + 6}`);
+    assert.equal((await api("POST", "/logout", { json: {}, csrf: json.csrfToken })).status, 200);
+    for (let i = 0; i < 3; i++) assert.equal((await api("GET", "/session")).status, 401);
+  });
+});

@@ -300,10 +300,23 @@ describe("admin web UI in Chromium", () => {
     assert.deepEqual(pageErrors, [], "no script errors in the UI");
   });
 
+  test("after repeated failures the sign-in page says how long to wait", async () => {
+    await page.fill("#login-user", "intruder");
+    for (let i = 0; i < 6; i++) {
+      await page.fill("#login-password", `guess-number-${i}`);
+      const answered = page.waitForResponse((r) => r.url().endsWith("/api/login"));
+      await page.click("#login-submit");
+      assert.equal((await answered).status(), i < 5 ? 401 : 429, `attempt ${i + 1}`);
+    }
+    await page.locator("#login-error", { hasText: "Too many failed sign-ins" }).waitFor();
+    assert.match((await page.textContent("#login-error"))!, /try again in \d+ s/);
+    await shot(page, "10-login-throttled");
+  });
+
   test("the server log never contains a password used in this test", () => {
     const out = srv.output();
     const generated = (globalThis as { uiSensorPassword?: string }).uiSensorPassword;
-    for (const secret of [inst.adminPassword, inst.estPassword, CAM_PASSWORD, WRONG_ADMIN_PASSWORD, "some-guess-1234", generated]) {
+    for (const secret of [inst.adminPassword, inst.estPassword, CAM_PASSWORD, WRONG_ADMIN_PASSWORD, "some-guess-1234", "guess-number-0", "guess-number-5", generated]) {
       if (secret) assert.ok(!out.includes(secret), `the log contains a password (${secret.slice(0, 4)}...)`);
     }
     assert.match(out, /"msg":"admin request"/);

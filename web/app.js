@@ -2,7 +2,7 @@
 // text (never as HTML), so a certificate subject cannot inject markup.
 "use strict";
 
-const state = { user: null, csrf: null, timer: null, profiles: [] };
+const state = { user: null, csrf: null, timer: null, badgeTimer: null };
 
 // ---------- small helpers ----------
 
@@ -121,9 +121,7 @@ async function api(method, path, body) {
       showLogin();
       throw new ApiError(401, "your session ended; sign in again");
     }
-    const msg = (data && data.error) || `${res.status} ${res.statusText}`;
-    const retry = res.headers.get("Retry-After");
-    throw new ApiError(res.status, retry ? `${msg}` : msg);
+    throw new ApiError(res.status, (data && data.error) || `${res.status} ${res.statusText}`);
   }
   return data;
 }
@@ -132,6 +130,7 @@ async function api(method, path, body) {
 
 function showLogin(message) {
   clearInterval(state.timer);
+  clearInterval(state.badgeTimer);
   state.user = null;
   state.csrf = null;
   $("#topbar").hidden = true;
@@ -149,6 +148,9 @@ function signedIn(session) {
   $("#login").hidden = true;
   $("#topbar").hidden = false;
   $("#who-name").textContent = session.user;
+  // New held requests show in the nav badge wherever the administrator is.
+  clearInterval(state.badgeTimer);
+  state.badgeTimer = setInterval(() => state.user && !document.hidden && refreshPendingCount(), 15000);
   route();
 }
 
@@ -163,7 +165,7 @@ $("#login-form").addEventListener("submit", async (ev) => {
   } catch (e) {
     const err = $("#login-error");
     err.hidden = false;
-    err.textContent = e.status === 429 ? `Too many failed attempts. ${e.message}.` : e.status === 401 ? "Wrong user name or password." : e.message;
+    err.textContent = e.status === 401 ? "Wrong user name or password." : `${e.message[0].toUpperCase()}${e.message.slice(1)}.`;
   } finally {
     btn.disabled = false;
   }

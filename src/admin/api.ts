@@ -76,8 +76,8 @@ function originOf(ctx: Context, s: Services): string {
  * X-CSRF-Token and a JSON body, which a cross-site form cannot send.
  */
 export function adminApi(s: Services): (ctx: Context, next: Next) => Promise<void> {
-  const sessions = new SessionStore(s.config.admin.sessionMinutes * 60_000);
-  const throttle = new LoginThrottle();
+  const sessions = new SessionStore(s.store, s.config.admin.sessionMinutes * 60_000);
+  const throttle = new LoginThrottle(s.store);
   const r = new Router({ prefix: "/api" });
 
   // Request id, access log, JSON errors and no caching, for everything under /api.

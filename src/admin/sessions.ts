@@ -1,6 +1,8 @@
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { Store } from "../store/index.ts";
 
 export interface Session {
+  /** The cookie value. Only its SHA-256 is stored, so a copy of the database opens no session. */
   id: string;
   user: string;
   /** Sent back by the UI in X-CSRF-Token on every state-changing call. */
@@ -9,48 +11,38 @@ export interface Session {
   expiresAt: number;
 }
 
-const MAX_SESSIONS = 1000;
+const hashOf = (id: string) => createHash("sha256").update(id).digest("hex");
 
 /**
- * Admin sessions, in memory: a restart logs everyone out, which is what an appliance operator
- * expects, and nothing secret is written to disk.
+ * Admin sessions, kept in the store so that every server process (--workers) knows them and a
+ * restart does not sign anyone out before the session's time is up.
  */
 export class SessionStore {
-  private readonly sessions = new Map<string, Session>();
-
-  constructor(private readonly ttlMs: number) {}
+  constructor(
+    private readonly store: Store,
+    private readonly ttlMs: number,
+  ) {}
 
   create(user: string, now = Date.now()): Session {
-    this.prune(now);
-    // A flood of logins must not grow memory without bound: the oldest session goes first.
-    if (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
     const s: Session = { id: randomBytes(32).toString("base64url"), user, csrf: randomBytes(32).toString("base64url"), createdAt: now, expiresAt: now + this.ttlMs };
-    this.sessions.set(s.id, s);
+    this.store.adminSessions.create({ tokenSha256: hashOf(s.id), user, csrf: s.csrf, createdAt: now, expiresAt: s.expiresAt });
     return s;
   }
 
   get(id: string | undefined, now = Date.now()): Session | null {
-    if (!id) return null;
-    const s = this.sessions.get(id);
-    if (!s) return null;
-    if (s.expiresAt <= now) {
-      this.sessions.delete(id);
-      return null;
-    }
-    return s;
+    // A session id is 43 base64url characters; anything else is not worth a lookup.
+    if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return null;
+    const r = this.store.adminSessions.get(hashOf(id), now);
+    return r ? { id, user: r.user, csrf: r.csrf, createdAt: r.createdAt, expiresAt: r.expiresAt } : null;
   }
 
   destroy(id: string): void {
-    this.sessions.delete(id);
+    this.store.adminSessions.delete(hashOf(id));
   }
 
   /** Ends every session of a user (after the account is removed). */
   destroyUser(user: string): void {
-    for (const [id, s] of this.sessions) if (s.user === user) this.sessions.delete(id);
-  }
-
-  private prune(now: number): void {
-    for (const [id, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(id);
+    this.store.adminSessions.deleteUser(user);
   }
 }
 
