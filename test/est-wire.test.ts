@@ -162,6 +162,22 @@ describe("EST wire format", () => {
     assert.ok(log.some((e) => e.status === 405 && e.reason === "/cacerts takes GET, not POST"));
   });
 
+  test("a client that sends neither User-Agent nor Accept (strongSwan's pki) gets one unbroken base64 line", async () => {
+    const body = await new Promise<Buffer>((resolve, reject) => {
+      // Node's client adds no User-Agent or Accept by itself: the same request line strongSwan sends.
+      const req = https.request(`${f.srv.estBase}cacerts`, { ca: readFileSync(f.srv.caPem), agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve(Buffer.concat(chunks)));
+      });
+      req.once("error", reject);
+      req.end();
+    });
+    assert.match(body.toString("latin1"), /^[A-Za-z0-9+/]+=*$/, "no line breaks at all");
+    const wrapped = await curl(`${f.srv.estBase}cacerts`, { cacert: f.srv.caPem });
+    assert.equal(wrapped.text.replace(/\n/g, ""), body.toString("latin1"), "the same bytes, laid out differently");
+  });
+
   test("Connection: close is honoured: the answer says so and the server closes the socket", async () => {
     const r = await curl(`${f.srv.estBase}cacerts`, { cacert: f.srv.caPem, headers: ["Connection: close"] });
     assert.equal(r.status, 200);
