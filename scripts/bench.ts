@@ -10,7 +10,8 @@
 //
 // Options: --seconds N (per mode, default 10), --connections N (16), --threads N (wrk, 2),
 // --rounds N (repeat the three modes N times on the same server, to watch RSS; default 1),
-// --seed N (put N certificates in the store first, with scripts/seed.ts), --workers N (passed to
+// --seed N (put N certificates in the store first, with scripts/seed.ts), --copy-from DIR (start
+// from a copy of an already seeded, stopped data directory instead of a new one), --workers N (passed to
 // the server as ESTCA_WORKERS), --cpu-prof (server writes .cpuprofile files into the temp dir),
 // --keep (keep the temp dir), --modes a,b,c (subset of enroll-keepalive,enroll-newconn,cacerts).
 import "reflect-metadata";
@@ -38,6 +39,7 @@ const { values: opt } = parseArgs({
     threads: { type: "string", default: "2" },
     rounds: { type: "string", default: "1" },
     seed: { type: "string", default: "0" },
+    "copy-from": { type: "string" },
     workers: { type: "string" },
     modes: { type: "string", default: "enroll-keepalive,enroll-newconn,cacerts" },
     "cpu-prof": { type: "boolean", default: false },
@@ -327,6 +329,17 @@ function requestLogSince(db: string, afterId: number): { byStatus: Record<string
   }
 }
 
+function storeSize(db: string): { certificates: number; fileMb: number } {
+  const d = new Database(db, { readonly: true, fileMustExist: true });
+  try {
+    const n = (d.prepare(`SELECT count(*) AS n FROM certificates`).get() as { n: number }).n;
+    const bytes = (d.pragma("page_count", { simple: true }) as number) * (d.pragma("page_size", { simple: true }) as number);
+    return { certificates: n, fileMb: round(bytes / 1048576, 1) };
+  } finally {
+    d.close();
+  }
+}
+
 // ---- main --------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -335,12 +348,17 @@ async function main(): Promise<void> {
   const result: Record<string, unknown> = {
     when: new Date().toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, wrk: wrkVersion() },
-    settings: { seconds: SECONDS, connections: CONNS, wrkThreads: THREADS, rounds: ROUNDS, seeded: SEED, workers: opt.workers ? Number(opt.workers) : null },
+    settings: { seconds: SECONDS, connections: CONNS, wrkThreads: THREADS, rounds: ROUNDS, seeded: SEED, copiedFrom: opt["copy-from"] ?? null, workers: opt.workers ? Number(opt.workers) : null },
   };
   let estcaProc: ChildProcess | null = null;
   try {
     log(`bench: data directory ${dir}`);
-    await runNode([ESTCA, "init", "--data", dir]);
+    if (opt["copy-from"]) {
+      log(`bench: copying ${opt["copy-from"]}`);
+      execFileSync("cp", ["-a", resolve(opt["copy-from"]), dir]);
+    } else {
+      await runNode([ESTCA, "init", "--data", dir]);
+    }
     const password = "bench-" + Buffer.from(webcrypto.getRandomValues(new Uint8Array(12))).toString("base64url");
     await runNode([ESTCA, "user", "add", "bench", "--password-stdin", "--data", dir], password);
     if (SEED > 0) {
@@ -349,6 +367,9 @@ async function main(): Promise<void> {
       await runNode([...TSX, join(ROOT, "scripts", "seed.ts"), "--data", dir, "--count", String(SEED)]);
       log(`bench: seeded in ${round((Date.now() - t) / 1000, 1)} s`);
     }
+    const stored = storeSize(join(dir, "estca.db"));
+    result.store = stored;
+    log(`bench: the store holds ${stored.certificates} certificates`);
     const csrB64 = await makeCsr();
     const bodyFile = join(tmp, "csr.b64");
     writeFileSync(bodyFile, csrB64);

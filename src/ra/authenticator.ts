@@ -18,6 +18,14 @@ const unauthorized = (msg: string) => new EstcaError("unauthorized", msg, { chal
 const PASSWORD_CACHE_MS = 5 * 60_000;
 const PASSWORD_CACHE_MAX = 10_000;
 
+// Parsed once per CA certificate rather than on every certificate-authenticated request.
+const issuerCerts = new WeakMap<Buffer, X509Certificate>();
+function issuerCertOf(der: Buffer): X509Certificate {
+  let c = issuerCerts.get(der);
+  if (!c) issuerCerts.set(der, (c = new X509Certificate(der)));
+  return c;
+}
+
 /** Certificates from one of our roots, checked against the store: in date, and still valid. */
 export function verifyOwnCertificate(ca: CertificateAuthority, store: Store, der: Buffer, now = Date.now()): { serial: string; subject: string; profile: string; cert: X509Certificate } | null {
   let cert: X509Certificate;
@@ -27,7 +35,7 @@ export function verifyOwnCertificate(ca: CertificateAuthority, store: Store, der
     return null;
   }
   const issuer = ca.allIssuers().find((i) => {
-    const ic = new X509Certificate(i.der);
+    const ic = issuerCertOf(i.der);
     return cert.checkIssued(ic) && cert.verify(ic.publicKey);
   });
   if (!issuer) return null;
