@@ -145,6 +145,7 @@ describe("EST wire format", () => {
       ["405 POST cacerts", curl(`${f.srv.estBase}cacerts`, { cacert: f.srv.caPem, body: "x", contentType: "application/pkcs10" }), 405, /\/cacerts takes GET, not POST/],
       ["404 op", curl(`${f.srv.estBase}enrollme`, { cacert: f.srv.caPem }), 404, /unknown EST operation "enrollme"/],
       ["404 op with label", curl(`${f.srv.estBase}lab/enrollme`, { cacert: f.srv.caPem }), 404, /unknown EST operation "enrollme"/],
+      ["404 base URL given twice", curl(`${f.srv.estBase}/.well-known/est/cacerts`, { cacert: f.srv.caPem }), 404, /\/\.well-known\/est\/\/\.well-known\/est\/cacerts is not an EST path: use \/\.well-known\/est\/OP or \/\.well-known\/est\/LABEL\/OP/],
     ];
     for (const [name, p, status, reason] of cases) {
       const r = await p;
@@ -160,6 +161,7 @@ describe("EST wire format", () => {
     assert.equal(bad.clientIdentity, "user:est");
     assert.match(bad.tlsVersion ?? "", /^TLSv1\.[23]$/);
     assert.ok(log.some((e) => e.status === 405 && e.reason === "/cacerts takes GET, not POST"));
+    assert.ok(log.some((e) => e.status === 404 && /is not an EST path/.test(e.reason ?? "")), "a wrong base URL is logged too");
   });
 
   test("a client that sends neither User-Agent nor Accept (strongSwan's pki) gets one unbroken base64 line", async () => {

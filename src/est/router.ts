@@ -94,12 +94,18 @@ function decodeLabel(segment: string): string {
   }
 }
 
-function parsePath(path: string): { label: string | null; operation: string } | null {
+/**
+ * Splits /.well-known/est/[LABEL/]OP. Any other path under the EST prefix is still an EST request
+ * (logged, 404 with a hint): a client with a wrong base URL is exactly what the log must show.
+ */
+function parsePath(path: string): { label: string | null; operation: string; malformed?: true } | null {
+  if (path === EST_PREFIX) return { label: null, operation: "", malformed: true };
   if (!path.startsWith(EST_PREFIX + "/")) return null;
-  const parts = path.slice(EST_PREFIX.length + 1).split("/");
+  const rest = path.slice(EST_PREFIX.length + 1);
+  const parts = rest.split("/");
   if (parts.length === 1) return { label: null, operation: parts[0] };
   if (parts.length === 2 && parts[0]) return { label: decodeLabel(parts[0]), operation: parts[1] };
-  return null;
+  return { label: null, operation: rest.slice(0, 100), malformed: true };
 }
 
 /** Koa middleware serving everything under /.well-known/est/. */
@@ -112,6 +118,7 @@ export function estMiddleware(s: Services) {
     const st: EstState = { requestId: randomUUID(), operation: parsed.operation, label: parsed.label };
     ctx.state.est = st;
     await errors(ctx, async () => {
+      if (parsed.malformed) throw notFound(`${ctx.path.slice(0, 200)} is not an EST path: use ${EST_PREFIX}/OP or ${EST_PREFIX}/LABEL/OP (a client's base URL is the server's origin or ${EST_PREFIX}/)`);
       const method = EST_OPERATIONS[parsed.operation];
       if (!method) throw notFound(`unknown EST operation "${parsed.operation}" (known: ${Object.keys(EST_OPERATIONS).join(", ")})`);
       if (ctx.method !== method && !(method === "GET" && ctx.method === "HEAD")) {
