@@ -362,4 +362,20 @@ describe("admin API with --workers 2", () => {
     assert.equal((await api("POST", "/logout", { json: {}, csrf: json.csrfToken })).status, 200);
     for (let i = 0; i < 3; i++) assert.equal((await api("GET", "/session")).status, 401);
   });
+
+  test("/metrics sums every worker's counters, whichever worker answers", async () => {
+    for (let i = 0; i < 4; i++) {
+      const csr = await makeCsr(work, `w-dev-${i}`);
+      const r = await curl(`${srv.estBase}simpleenroll`, { method: "POST", cacert: srv.caPem, user: `est:${inst.estPassword}`, contentType: "application/pkcs10", body: csr.csrB64 });
+      assert.equal(r.status, 200, r.text);
+    }
+    for (let i = 0; i < 4; i++) {
+      const m = await curl(`${srv.httpBase}/metrics`);
+      assert.equal(m.status, 200);
+      assert.match(m.text, /^estca_est_requests_total\{operation="simpleenroll",status="200"\} 4$/m, `scrape ${i + 1}`);
+      assert.match(m.text, /^estca_issuance_duration_seconds_count\{operation="simpleenroll"\} 4$/m);
+      // Read from the shared store by each worker, and counted once.
+      assert.match(m.text, /^estca_certificates\{status="valid"\} 4$/m);
+    }
+  });
 });

@@ -5,6 +5,7 @@ import { isInitialized, openInstance } from "../instance/open.ts";
 import { validateIp } from "../instance/tls.ts";
 import { startServer } from "../server/start.ts";
 import { isWorker, reportListening, superviseWorkers } from "../server/cluster.ts";
+import { serveClusterMetrics } from "../server/metrics.ts";
 import { dataPaths } from "../config/paths.ts";
 import { recoverRollover } from "../instance/lifecycle.ts";
 import { watchLifecycle } from "../server/lifecycle-watch.ts";
@@ -90,6 +91,7 @@ export function registerServerCommands(program: Command): void {
           } finally {
             inst.close();
           }
+          serveClusterMetrics();
           return superviseWorkers(workers, (m) =>
             process.stdout.write(`estca is serving (${workers} workers)\n  EST base URL:   ${m.estUrl}\n  trust anchors:  ${dataPaths(dir).caPem}\n  web UI:         ${m.uiUrl}\n  CRL/OCSP/metrics: ${m.httpUrl}/\n`),
           );

@@ -1,6 +1,8 @@
+import cluster from "node:cluster";
+import { randomUUID } from "node:crypto";
 import Router from "@koa/router";
 import type Koa from "koa";
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { KeyManager } from "../hsm/key-manager.ts";
 import type { RequestLogEntry, Store } from "../store/index.ts";
 import type { Services } from "./services.ts";
@@ -49,10 +51,12 @@ export class Metrics {
       registers,
     });
     // Read from the store at scrape time: the store is the truth, also for changes made by the CLI.
+    // Every worker reads the same store, so across workers the first answer is the answer.
     new Gauge({
       name: "estca_certificates",
       help: "End-entity certificates by status (expiring_30d is a subset of valid)",
       labelNames: ["status"],
+      aggregator: "first",
       registers,
       collect() {
         const c = store.certs.counts();
@@ -66,11 +70,39 @@ export class Metrics {
     new Gauge({
       name: "estca_enrollments_pending",
       help: "Enrollment requests waiting for an administrator's approval",
+      aggregator: "first",
       registers,
       collect() {
         this.set(store.enrollments.countPending());
       },
     });
+    // In a worker (--workers), answer the primary's requests for this registry, so that any
+    // worker's /metrics can serve the sum over all of them (see serveClusterMetrics).
+    if (cluster.isWorker) {
+      AggregatorRegistry.setRegistries(this.registry);
+      new AggregatorRegistry();
+    }
+  }
+
+  /** The metrics text: this process's, or with --workers the aggregate of every worker. */
+  async text(): Promise<string> {
+    if (!cluster.isWorker || !process.send) return this.registry.metrics();
+    const id = randomUUID();
+    const got = await new Promise<string | null>((resolve) => {
+      const timer = setTimeout(() => finish(null), 6000);
+      const onMessage = (m: { type?: string; id?: string; text?: string | null }) => {
+        if (m?.type === "estca-metrics-res" && m.id === id) finish(m.text ?? null);
+      };
+      const finish = (t: string | null) => {
+        clearTimeout(timer);
+        process.off("message", onMessage);
+        resolve(t);
+      };
+      process.on("message", onMessage);
+      process.send!({ type: "estca-metrics-req", id });
+    });
+    // Should the primary not answer, this worker's own numbers are better than no answer.
+    return got ?? this.registry.metrics();
   }
 
   observeEst(e: RequestLogEntry): void {
@@ -105,7 +137,23 @@ export function mountMetrics(app: Koa, s: Services): void {
   const r = new Router();
   r.get("/metrics", async (ctx) => {
     ctx.set("Content-Type", metrics.registry.contentType);
-    ctx.body = await metrics.registry.metrics();
+    ctx.body = await metrics.text();
   });
   app.use(r.routes());
+}
+
+/**
+ * In the primary of `estca start --workers N`: a worker asked for /metrics gets the metrics of
+ * all workers, summed (gauges read from the store are taken once), through prom-client's
+ * cluster aggregation over the IPC channel.
+ */
+export function serveClusterMetrics(): void {
+  const agg = new AggregatorRegistry();
+  cluster.on("message", (worker, m: { type?: string; id?: string }) => {
+    if (m?.type !== "estca-metrics-req") return;
+    agg.clusterMetrics().then(
+      (text) => worker.send({ type: "estca-metrics-res", id: m.id, text }),
+      () => worker.send({ type: "estca-metrics-res", id: m.id, text: null }),
+    );
+  });
 }
