@@ -124,10 +124,10 @@ export class Pkcs11KeyManager implements KeyManager {
       if (code !== pkcs11js.CKR_USER_ALREADY_LOGGED_IN) {
         this.p11.C_CloseSession(s);
         if (code === pkcs11js.CKR_PIN_INCORRECT || code === pkcs11js.CKR_PIN_LEN_RANGE || code === pkcs11js.CKR_PIN_INVALID) {
-          throw new EstcaError("unavailable", `the PKCS#11 token "${this.opts.tokenLabel}" refused the PIN (${ckrName(e)}): check ESTCA_HSM_PIN or the hsm-pin file`);
+          throw unavailable(`the PKCS#11 token "${this.opts.tokenLabel}" refused the PIN (${ckrName(e)}): check ESTCA_HSM_PIN or the hsm-pin file`);
         }
         if (code === pkcs11js.CKR_PIN_LOCKED) {
-          throw new EstcaError("unavailable", `the PIN of token "${this.opts.tokenLabel}" is locked: unlock it with the SO PIN`);
+          throw unavailable(`the PIN of token "${this.opts.tokenLabel}" is locked: unlock it with the SO PIN`);
         }
         throw unavailable(`login to token "${this.opts.tokenLabel}" failed: ${ckrName(e)}`);
       }
