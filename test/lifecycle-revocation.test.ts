@@ -5,6 +5,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type InitResult, type Server, cleanup, curl, estca, initData, makeCsr, run, runBinary, startServer, tempDir } from "./helpers/harness.ts";
 import { editConfig, requestLog, saveCert } from "./helpers/est.ts";
+import { SRC, inInstance } from "./helpers/lifecycle.ts";
 
 const POLL = { ESTCA_LIFECYCLE_POLL_MS: "300" };
 
@@ -102,6 +103,24 @@ describe("revocation, CRL and OCSP", () => {
     writeFileSync(garbageFile, garbage.body);
     const parsed = await run("openssl", ["ocsp", "-respin", garbageFile, "-resp_text", "-noverify"]);
     assert.match(parsed.stdout + parsed.stderr, /malformedrequest/i);
+  });
+
+  test("a delegated responder certificate is renewed under the same token key before it runs out", async () => {
+    const r = await inInstance(
+      inst.dir,
+      `const { OcspResponder } = await import(${JSON.stringify(join(SRC, "ca", "ocsp.ts"))});
+      const o = new OcspResponder(i.ca, { delegated: true, validityMinutes: 60 });
+      const a = await o.signerFor(i.ca.issuer);
+      const b = await o.signerFor(i.ca.issuer, Date.now() + 6 * 86400_000);
+      const p = i.km.protection(b.key.ref);
+      return { sameKey: a.key.ref.label === b.key.ref.label, newCert: a.recordId !== b.recordId, extractable: p.extractable,
+        statuses: i.store.caCerts.all().filter((c) => c.role === "ocsp").map((c) => c.status) };`,
+    );
+    assert.deepEqual(r, { sameKey: true, newCert: true, extractable: false, statuses: ["retired", "active"] });
+    // The running server still answers, with whichever responder it holds.
+    const out = await ocsp(srv, root, certs.good.file);
+    assert.match(out, /Response verify OK/);
+    assert.match(out, /: good/);
   });
 
   test("estca revoke: revoked certificates fail reenroll with 403, CRL and OCSP say revoked, with time and reason", async () => {

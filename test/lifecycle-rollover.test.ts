@@ -7,9 +7,9 @@ import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type InitResult, type Server, cleanup, curl, estca, initData, makeCsr, run, runBinary, startServer, tempDir } from "./helpers/harness.ts";
 import { saveCert } from "./helpers/est.ts";
+import { inInstance as script } from "./helpers/lifecycle.ts";
 
 const POLL = { ESTCA_LIFECYCLE_POLL_MS: "300" };
-const SRC = join(import.meta.dirname, "..", "src");
 
 /** The certificates of /cacerts, as openssl pkcs7 -print_certs lists them. */
 async function cacerts(srv: Server, cacert = srv.caPem): Promise<X509Certificate[]> {
@@ -40,17 +40,6 @@ async function statusJson(dir: string): Promise<Record<string, any>> {
   const r = await estca(["status", "--json", "--data", dir]);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);
-}
-
-/** Runs TypeScript against the data directory in a separate process (real token, real store). */
-async function script(dir: string, body: string): Promise<any> {
-  const code = `
-    import { openInstance } from ${JSON.stringify(join(SRC, "instance", "open.ts"))};
-    const i = openInstance(process.argv[1]);
-    try { const out = await (async () => { ${body} })(); console.log(JSON.stringify(out)); } finally { i.close(); }`;
-  const r = await run(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code, dir]);
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout.trim().split("\n").pop()!);
 }
 
 async function handshake(port: number, caFile: string): Promise<string> {

@@ -1,5 +1,5 @@
 import "reflect-metadata";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
@@ -33,8 +33,12 @@ const HASH_BY_OID: Record<string, string> = {
   [OID.sha512]: "sha512",
 };
 
+/**
+ * A fresh label per responder key: two server workers that both find no responder must not make
+ * two keys under one label, or one would sign with the key of the other's certificate.
+ */
 export function responderKeyLabel(generation: number): string {
-  return `estca-ocsp-${generation}`;
+  return `estca-ocsp-${generation}-${randomBytes(4).toString("hex")}`;
 }
 
 interface Signer {
@@ -201,17 +205,9 @@ export class OcspResponder {
   /** A responder key in the token (kept across renewals) and a short-lived certificate from `issuer`. */
   private async issueResponder(issuer: Issuer, now: number): Promise<Signer> {
     const km = this.ca.km;
-    const label = responderKeyLabel(issuer.generation);
-    let ref = km.findKey(label);
-    if (!ref) {
-      try {
-        ref = km.generateKeyPair(label, RESPONDER_KEY_TYPE);
-      } catch (e) {
-        // Another process made it a moment ago.
-        ref = km.findKey(label);
-        if (!ref) throw e;
-      }
-    }
+    // A renewal keeps the generation's responder key; the first responder gets a new one.
+    const previous = this.ca.store.caCerts.all().filter((r) => r.role === "ocsp" && r.generation === issuer.generation && r.keyLabel).pop();
+    const ref = (previous && km.findKey(previous.keyLabel!)) || km.generateKeyPair(responderKeyLabel(issuer.generation), RESPONDER_KEY_TYPE);
     const spki = km.publicKeySpki(ref);
     const cn = issuer.cert.subjectName.getField("CN")[0] ?? "estca";
     const issued = await this.ca.issue(
