@@ -4,8 +4,9 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { cleanup, curl, estca, makeCsr, run, tempDir } from "./helpers/harness.ts";
-import { type EstFixture, estFixture, requestLog, saveCert } from "./helpers/est.ts";
+import { cleanup, curl, estca, makeCsr, run, runBinary, tempDir } from "./helpers/harness.ts";
+import { type EstFixture, estFixture, requestLog, saveCert, x509Csr } from "./helpers/est.ts";
+import { fullCmcRequest } from "./helpers/cmc-client.ts";
 
 const OPS = "ops:ops-pass-1234567";
 
@@ -103,6 +104,19 @@ describe("manual approval", () => {
     assert.equal(done.status, 200, done.text);
     assert.match(done.headers["content-type"], /^multipart\/mixed; boundary=/);
     assert.match(done.text, /Content-Type: application\/pkcs8\r\nContent-Transfer-Encoding: base64\r\n\r\n/);
+
+    const cmcCsr = await x509Csr({ subject: "CN=held-cmc" });
+    const body = (await fullCmcRequest(cmcCsr)).toString("base64");
+    const postCmc = () => curl(`${f.srv.estBase}manual/fullcmc`, { cacert: f.srv.caPem, user: OPS, contentType: "application/pkcs7-mime; smime-type=CMC-request", body });
+    const held = await postCmc();
+    assert.equal(held.status, 202, held.text);
+    const cmcId = Number(held.text.match(/request (\d+)/)![1]);
+    assert.equal((await estca(["approve", String(cmcId), "--data", f.inst.dir])).code, 0);
+    const cmcDone = await postCmc();
+    assert.equal(cmcDone.status, 200, cmcDone.text);
+    assert.equal(cmcDone.headers["content-type"], "application/pkcs7-mime; smime-type=CMC-response");
+    const certs = await runBinary("openssl", ["pkcs7", "-inform", "DER", "-print_certs"], Buffer.from(cmcDone.text, "base64"));
+    assert.match(certs.stdout.toString(), /subject=CN ?= ?held-cmc/);
   });
 
   test("strongSwan pki --est polls on its own after a 202 and gets the certificate once approved", async () => {
