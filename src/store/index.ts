@@ -73,15 +73,14 @@ export class Store {
     }
   }
 
-  /** Readiness: a write that is rolled back proves the file and its directory are writable. */
+  /**
+   * Readiness: a committed write proves the file, its directory and the disk take writes. A
+   * write that is rolled back never leaves the page cache, so it passed on a full disk.
+   */
   checkWritable(): void {
     try {
-      this.db.transaction(() => {
-        this.db.prepare(`INSERT INTO meta (key, value) VALUES ('readyz', '1') ON CONFLICT(key) DO UPDATE SET value = '1'`).run();
-        throw new RollbackProbe();
-      })();
+      this.db.prepare(`INSERT INTO meta (key, value) VALUES ('readyz', @v) ON CONFLICT(key) DO UPDATE SET value = @v`).run({ v: String(Date.now()) });
     } catch (e) {
-      if (e instanceof RollbackProbe) return;
       throw unavailable(`the database is not writable: ${messageOf(e)}`, 10);
     }
   }
@@ -103,4 +102,3 @@ export class Store {
   }
 }
 
-class RollbackProbe extends Error {}
