@@ -77,6 +77,7 @@ export class CertificateAuthority {
   readonly crypto: Crypto;
   private current: Issuer | null = null;
   private readonly issuers = new Map<string, Issuer>();
+  private readonly extensionCache = new Map<string, x509.Extension | null>();
   /** The RFC 4210 4.4 rollover links (OldWithNew, NewWithOld) of every generation. */
   private links: CaCertRecord[] = [];
   /** ca_certs as of the last reload, to notice a rollover made by another process. */
@@ -134,6 +135,19 @@ export class CertificateAuthority {
    * Reloads if another process (the CLI's rollover) changed the CA certificates: one tiny query,
    * so that from the rollover's commit on, every process issues under the new key.
    */
+  /**
+   * Extensions that are the same for every certificate of an issuer and profile. Building one
+   * costs as much as a token signature (@peculiar/x509 encodes it on construction), so each is
+   * built once and shared: an Extension is immutable DER.
+   */
+  private sameForMany(key: string, make: () => x509.Extension | null): x509.Extension | null {
+    if (!this.extensionCache.has(key)) {
+      if (this.extensionCache.size >= 1000) this.extensionCache.clear();
+      this.extensionCache.set(key, make());
+    }
+    return this.extensionCache.get(key)!;
+  }
+
   refresh(): void {
     if (this.store.caCerts.fingerprint() !== this.seen) this.reload();
   }
@@ -222,14 +236,15 @@ export class CertificateAuthority {
     const notAfter = new Date(Math.min(wanted, iss.cert.notAfter.getTime()));
     const subject = typeof t.subject === "string" ? new x509.Name(t.subject) : t.subject;
     const emptySubject = subject.toString() === "";
+    const same = (key: string, make: () => x509.Extension | null) => this.sameForMany(key, make);
     const exts: x509.Extension[] = [
-      new x509.BasicConstraintsExtension(false, undefined, true),
+      same("bc", () => new x509.BasicConstraintsExtension(false, undefined, true))!,
       new x509.SubjectKeyIdentifierExtension(keyIdentifier(t.spki)),
-      new x509.AuthorityKeyIdentifierExtension(iss.ski),
+      same(`aki ${iss.ski}`, () => new x509.AuthorityKeyIdentifierExtension(iss.ski))!,
     ];
-    const ku = keyUsageExtension(t.keyUsage, t.keyAlgorithm);
+    const ku = same(`ku ${t.keyAlgorithm} ${t.keyUsage.join()}`, () => keyUsageExtension(t.keyUsage, t.keyAlgorithm) ?? null);
     if (ku) exts.push(ku);
-    const eku = ekuExtension(t.extendedKeyUsage);
+    const eku = same(`eku ${t.extendedKeyUsage.join()}`, () => ekuExtension(t.extendedKeyUsage) ?? null);
     if (eku) exts.push(eku);
     if (t.sans.length) {
       const san = sanExtension(t.sans);
@@ -237,8 +252,8 @@ export class CertificateAuthority {
       exts.push(emptySubject ? new x509.SubjectAlternativeNameExtension(san.names.toJSON(), true) : san);
     }
     const base = this.urls.httpBaseUrl;
-    exts.push(new x509.CRLDistributionPointsExtension([crlUrl(base, iss.generation)]));
-    exts.push(new x509.AuthorityInfoAccessExtension({ ocsp: [ocspUrl(base)], caIssuers: [caIssuersUrl(base, iss.generation)] }));
+    exts.push(same(`crldp ${crlUrl(base, iss.generation)}`, () => new x509.CRLDistributionPointsExtension([crlUrl(base, iss.generation)]))!);
+    exts.push(same(`aia ${base} ${iss.generation}`, () => new x509.AuthorityInfoAccessExtension({ ocsp: [ocspUrl(base)], caIssuers: [caIssuersUrl(base, iss.generation)] }))!);
     if (t.extraExtensions) exts.push(...t.extraExtensions);
 
     for (let attempt = 0; attempt < 5; attempt++) {
