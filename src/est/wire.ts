@@ -71,7 +71,7 @@ export function encodeBase64For(ctx: Context, der: Uint8Array): string {
   return base64LayoutFor(ctx) === "wrapped" ? encodeBase64Wrapped(der) : Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString("base64");
 }
 
-/** Sets an EST success body: base64 wrapped at 64 columns, with Content-Transfer-Encoding. */
+/** Sets an EST success body: base64 laid out for this client (base64LayoutFor), with Content-Transfer-Encoding. */
 export function sendBase64(ctx: Context, contentType: string, der: Uint8Array, status = 200): void {
   ctx.status = status;
   ctx.set("Content-Type", contentType);
