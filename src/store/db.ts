@@ -1,5 +1,5 @@
 import Database from "better-sqlite3";
-import { chmodSync, existsSync } from "node:fs";
+import { chmodSync, existsSync, statSync } from "node:fs";
 import { EstcaError, configError, messageOf } from "../errors.ts";
 import { MIGRATIONS } from "./migrations.ts";
 
@@ -16,6 +16,11 @@ export function openDb(path: string, opts: { create: boolean }): Db {
   let db: Db;
   try {
     db = new Database(path, { fileMustExist: !opts.create });
+    // An existing store without estca's schema (an emptied file, another program's database) is
+    // refused before anything is written to it: migrating it would silently start a new CA store.
+    if (!opts.create && (db.pragma("user_version", { simple: true }) as number) === 0) {
+      throw configError(`database ${path} holds no estca data (${statSync(path).size} bytes, schema version 0): restore it from a backup; estca will not reset it`);
+    }
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = FULL");
     db.pragma("foreign_keys = ON");
@@ -24,7 +29,7 @@ export function openDb(path: string, opts: { create: boolean }): Db {
     if (check !== "ok") throw new Error(`quick_check says ${String(check)}`);
   } catch (e) {
     if (e instanceof EstcaError) throw e;
-    throw configError(`database ${path} is unreadable or corrupted (${messageOf(e)}): restore it from a backup; estca will not reset it`);
+    throw configError(`database ${path} is unreadable or corrupted (${messageOf(e).replace(/\s*\n\s*/g, "; ")}): restore it from a backup; estca will not reset it`);
   }
   try {
     chmodSync(path, 0o600);
