@@ -1,5 +1,6 @@
 // Helpers shared by the robustness tests (test/robust-*.test.ts). Real sockets, real processes.
 import "reflect-metadata";
+import { spawn } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import https from "node:https";
 import { join } from "node:path";
@@ -98,3 +99,16 @@ export function prng(seed: number): () => number {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs a program with stdin closed (no EPIPE when it exits before reading), collecting its output. */
+export function runNoStdin(cmd: string, args: string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.on("error", (e) => resolve({ code: 1, stdout, stderr: stderr + e.message }));
+  });
+}
