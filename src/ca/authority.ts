@@ -132,10 +132,6 @@ export class CertificateAuthority {
   }
 
   /**
-   * Reloads if another process (the CLI's rollover) changed the CA certificates: one tiny query,
-   * so that from the rollover's commit on, every process issues under the new key.
-   */
-  /**
    * Extensions that are the same for every certificate of an issuer and profile. Building one
    * costs as much as a token signature (@peculiar/x509 encodes it on construction), so each is
    * built once and shared: an Extension is immutable DER.
@@ -148,6 +144,10 @@ export class CertificateAuthority {
     return this.extensionCache.get(key)!;
   }
 
+  /**
+   * Reloads if another process (the CLI's rollover) changed the CA certificates: one tiny query,
+   * so that from the rollover's commit on, every process issues under the new key.
+   */
   refresh(): void {
     if (this.store.caCerts.fingerprint() !== this.seen) this.reload();
   }
