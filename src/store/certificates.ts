@@ -197,7 +197,9 @@ export class CertificateRepo {
     // The match set is computed once; the queries below read it back from JSON.
     const ids = this.db.prepare(matches).pluck().all(params) as number[];
     // Rows of other kinds (the listener's own certificates) are few: take them out here.
-    const other = new Set(this.db.prepare(`SELECT rowid FROM certificates INDEXED BY certificates_kind_created WHERE kind != 'ee'`).pluck().all() as number[]);
+    const other = new Set(
+      this.db.prepare(`SELECT rowid FROM certificates INDEXED BY certificates_kind_created WHERE kind IN (SELECT kind FROM cert_counts WHERE kind != 'ee' AND n > 0)`).pluck().all() as number[],
+    );
     const eeIds = other.size ? ids.filter((id) => !other.has(id)) : ids;
     params.ids = JSON.stringify(eeIds);
     const m = "WITH m(id) AS (SELECT value FROM json_each(@ids))";
@@ -207,11 +209,11 @@ export class CertificateRepo {
     else if (eeIds.length <= filterCount) total = n(`${m} SELECT count(*) AS n FROM m CROSS JOIN certificates AS c ON c.rowid = m.id WHERE ${filter}`);
     else total = n(`${m} SELECT count(*) AS n FROM certificates AS c INDEXED BY ${filterIndex} WHERE ${and("c.kind = 'ee'", filter)} AND c.rowid IN m`);
     const dense = !timeBound && total * 100 >= this.kindCount();
-    const rows = (
-      dense
-        ? this.db.prepare(`${m} SELECT c.* FROM certificates AS c INDEXED BY ${SORT_INDEX[sort]} WHERE ${and("c.kind = 'ee'", filter)} AND c.rowid IN m ${order}`)
-        : this.db.prepare(`${m} ${pickThenRead(`SELECT c.rowid, c.${col}, c.serial FROM m CROSS JOIN certificates AS c ON c.rowid = m.id WHERE ${and("c.kind = 'ee'", filter)} ${order}`, order)}`)
-    ).all(params) as Row[];
+    let sql: string;
+    if (dense) sql = `${m} SELECT c.* FROM certificates AS c INDEXED BY ${SORT_INDEX[sort]} WHERE ${and("c.kind = 'ee'", filter)} AND c.rowid IN m ${order}`;
+    else if (!filter || eeIds.length <= filterCount) sql = `${m} ${pickThenRead(`SELECT c.rowid, c.${col}, c.serial FROM m CROSS JOIN certificates AS c ON c.rowid = m.id WHERE ${and("c.kind = 'ee'", filter)} ${order}`, order)}`;
+    else sql = `${m} ${pickThenRead(`SELECT c.rowid, c.${col}, c.serial FROM certificates AS c INDEXED BY ${filterIndex} WHERE ${and("c.kind = 'ee'", filter)} AND c.rowid IN m ${order}`, order)}`;
+    const rows = this.db.prepare(sql).all(params) as Row[];
     return { total, items: rows.map(fromRow) };
   }
 
