@@ -213,6 +213,13 @@ describe("clear errors", () => {
   const work = tempDir();
   after(() => cleanup(work));
 
+  test("a bad flag value is a usage line, not a stack trace", async () => {
+    const r = await estca(["start", "--data", join(work, "never"), "--port", "abc"]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /argument 'abc' is invalid\. abc is not a port number/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  });
+
   test("a missing data directory", async () => {
     assertCleanFailure(await estca(["status", "--data", join(work, "nope")]), /does not exist: run `estca init/);
     assertCleanFailure(await estca(["list", "--data", join(work, "nope")]), /not an initialized estca data directory/);

@@ -1,4 +1,4 @@
-import { Option } from "commander";
+import { InvalidArgumentError, Option } from "commander";
 import { EstcaError } from "../errors.ts";
 
 /** `--data DIR`, shared by every command, from ESTCA_DATA when not given. */
@@ -32,7 +32,8 @@ export function envOption(flags: string, description: string, env: string): Opti
 
 export function parsePort(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new EstcaError("config", `${v} is not a port number (0-65535)`);
+  // commander prints an InvalidArgumentError as one usage line; anything else would be a stack.
+  if (!/^\d+$/.test(v) || n > 65535) throw new InvalidArgumentError(`${v} is not a port number (0-65535)`);
   return n;
 }
 
