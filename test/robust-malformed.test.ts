@@ -10,7 +10,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as asn1js from "asn1js";
 import { type InitResult, type Server, cleanup, curl, estca, initData, makeCsr, run, startServer, tempDir } from "./helpers/harness.ts";
-import { patchConfig, prng, request, rssKb } from "./helpers/robust.ts";
+import { prng, request, rssKb } from "./helpers/robust.ts";
+import { editConfig } from "./helpers/est.ts";
 
 const POST_OPS = ["simpleenroll", "simplereenroll", "serverkeygen", "fullcmc"] as const;
 const LABELS = [null, "server"] as const;
@@ -218,7 +219,7 @@ describe("malformed input", () => {
   before(async () => {
     inst = await initData();
     // Malformed Authorization headers are failures too; the throttle must not hide what follows.
-    patchConfig(inst.dir, (c) => {
+    editConfig(inst.dir, (c) => {
       c.security = { authFailuresPerUser: 100_000, authFailuresPerAddress: 100_000, authFailureWindowSeconds: 60, authLockoutSeconds: 1 };
       c.server.bodyLimit = BODY_LIMIT;
     });

@@ -8,7 +8,8 @@ import tls from "node:tls";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type InitResult, type Server, cleanup, curl, initData, makeCsr, run, startServer, tempDir } from "./helpers/harness.ts";
-import { fdLimit, openFds, patchConfig, sleep } from "./helpers/robust.ts";
+import { fdLimit, openFds, sleep } from "./helpers/robust.ts";
+import { editConfig } from "./helpers/est.ts";
 
 /** Generous: the configured timeouts are 1.5 s and 3 s; Node checks them every 375 ms. */
 const CUT_OFF_WITHIN_MS = 30_000;
@@ -63,7 +64,7 @@ describe("slow and greedy clients", () => {
 
   before(async () => {
     inst = await initData();
-    patchConfig(inst.dir, (c) => {
+    editConfig(inst.dir, (c) => {
       c.server.headersTimeoutMs = 1500;
       c.server.requestTimeoutMs = 3000;
       c.server.keepAliveTimeoutMs = 1000;
@@ -168,7 +169,7 @@ describe("a thousand idle and half-open connections", () => {
   before(async () => {
     inst = await initData();
     // Long timeouts, so that all 1,000 connections are still open when curl comes.
-    patchConfig(inst.dir, (c) => {
+    editConfig(inst.dir, (c) => {
       c.server.headersTimeoutMs = 120_000;
       c.server.requestTimeoutMs = 120_000;
     });

@@ -1,20 +1,10 @@
 // Helpers shared by the robustness tests (test/robust-*.test.ts). Real sockets, real processes.
 import "reflect-metadata";
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import https from "node:https";
-import { join } from "node:path";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
-import YAML from "yaml";
-
-/** Edits DIR/config.yaml in place, as an operator would before a start. */
-export function patchConfig(dir: string, fn: (c: Record<string, any>) => void): void {
-  const p = join(dir, "config.yaml");
-  const c = YAML.parse(readFileSync(p, "utf8"));
-  fn(c);
-  writeFileSync(p, YAML.stringify(c), { mode: 0o600 });
-}
 
 export interface Reply {
   status: number;
