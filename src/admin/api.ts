@@ -87,6 +87,7 @@ export function adminApi(s: Services): (ctx: Context, next: Next) => Promise<voi
     ctx.state.reqId = reqId;
     ctx.set("X-Request-Id", reqId);
     ctx.set("Cache-Control", "no-store");
+    ctx.set("X-Content-Type-Options", "nosniff");
     try {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) throw notFound(`no API endpoint ${ctx.method} ${ctx.path}`);
@@ -144,7 +145,9 @@ export function adminApi(s: Services): (ctx: Context, next: Next) => Promise<voi
     if (old) sessions.destroy(old.id);
     const session = sessions.create(rec.name);
     ctx.state.session = session;
-    ctx.cookies.set(SESSION_COOKIE, session.id, { httpOnly: true, sameSite: "strict", secure: ctx.secure, path: "/", overwrite: true, maxAge: session.expiresAt - session.createdAt });
+    // A browser-session cookie (no Expires): closing the browser forgets it; the server ends it
+    // at expiresAt in any case.
+    ctx.cookies.set(SESSION_COOKIE, session.id, { httpOnly: true, sameSite: "strict", secure: ctx.secure, path: "/", overwrite: true });
     ctx.body = { user: session.user, csrfToken: session.csrf, expiresAt: new Date(session.expiresAt).toISOString() };
   });
 
