@@ -99,7 +99,9 @@ export function adminApi(s: Services): (ctx: Context, next: Next) => Promise<voi
       ctx.body = { error: f.reason };
     }
     const session = ctx.state.session as Session | undefined;
-    s.log.info({ reqId, method: ctx.method, path: ctx.path, status: ctx.status, user: session?.user, client: ctx.request.ip, ms: Math.round((performance.now() - started) * 100) / 100 }, "admin request");
+    // The UI polls (the request inspector every 2 s): successful reads only at debug level.
+    const level = ctx.method === "GET" && ctx.status < 400 ? "debug" : "info";
+    s.log[level]({ reqId, method: ctx.method, path: ctx.path, status: ctx.status, user: session?.user, client: ctx.request.ip, ms: Math.round((performance.now() - started) * 100) / 100 }, "admin request");
   };
 
   // Everything but signing in needs a session; state changes also need its CSRF token.
