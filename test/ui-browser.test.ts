@@ -126,6 +126,7 @@ describe("admin web UI in Chromium", () => {
     assert.match(dash!, /CKM_ECDSA/);
     assert.match(dash!, /softhsm/i);
     assert.match(dash!, /days left/);
+    assert.match(dash!, /CRL http:\/\/\S+\/crl\/1\.crl · OCSP http:\/\/\S+\/ocsp/);
     assert.match((await page.textContent("#cmd-curl"))!, new RegExp(`curl .*${srv.origin.replace(/[.:/]/g, "\\$&")}/\\.well-known/est/simpleenroll`, "s"));
     assert.match((await page.textContent("#cmd-strongswan"))!, /pki --est --url https:\/\/localhost:\d+/);
     await assertNoHorizontalScroll(page, "dashboard");
@@ -233,6 +234,14 @@ describe("admin web UI in Chromium", () => {
     }
     const row = page.locator("#req-body tr.failed", { hasText: "ui-nobody" }).first();
     assert.match((await row.textContent())!, /simpleenroll.*user:ui-nobody.*TLSv1\.[23].*401/s);
+    // A click opens everything the log knows about the request, its id included.
+    await row.click();
+    const details = page.locator("#req-body tr.details");
+    await details.waitFor();
+    assert.match((await details.textContent())!, /Request id[0-9a-f-]{36}.*POST \/\.well-known\/est\/simpleenroll.*401 · unknown user "ui-nobody"/s);
+    await shot(page, "08-requests-detail");
+    await row.click();
+    await details.waitFor({ state: "detached" });
     await page.fill("#req-client", "ui-nobody");
     await page.waitForFunction(() => Array.from(document.querySelectorAll("#req-body tr")).every((tr) => tr.textContent!.includes("ui-nobody")));
     assert.equal(await page.locator("#req-body tr").count(), 1);

@@ -346,6 +346,13 @@ async function dashboardPage(view) {
           ),
         ),
       ),
+      h(
+        "p.muted.small.revocation-urls",
+        "Revocation, as written into issued certificates: CRL ",
+        h("code", d.revocation.crl),
+        " · OCSP ",
+        h("code", d.revocation.ocsp),
+      ),
     ),
     h(
       "section.card",
@@ -622,10 +629,32 @@ async function requestsPage(view) {
   liveBtn.addEventListener("click", () => setLive(!live));
   const tbody = h("tbody#req-body");
   const count = h("span.muted");
+  const details = (r) =>
+    h(
+      "tr.details",
+      h(
+        "td",
+        { colspan: 7 },
+        kv([
+          ["Request id", h("code", r.requestId)],
+          ["Request", `${r.method} ${r.label ? `/.well-known/est/${r.label}/` : "/.well-known/est/"}${r.operation}`],
+          ["Client", `${r.clientIdentity || "anonymous"} from ${r.clientAddr || "?"}${r.authMethod ? ` (authenticated by ${r.authMethod})` : ""}`],
+          ["TLS", r.tlsVersion || "—"],
+          ["Answer", `${r.status}${r.reason ? ` · ${r.reason}` : ""}`],
+          r.serial ? ["Certificate", h("a", { href: `#/certificates/${r.serial}` }, h("code", r.serial))] : null,
+          r.enrollmentId ? ["Held request", h("a", { href: "#/approvals" }, `#${r.enrollmentId}`)] : null,
+        ]),
+      ),
+    );
+  const toggle = (tr, r) => {
+    const next = tr.nextElementSibling;
+    if (next && next.classList.contains("details")) next.remove();
+    else tr.after(details(r));
+  };
   const row = (r) => {
     const failed = r.status >= 400;
-    return h(
-      `tr${failed ? ".failed" : ""}`,
+    const tr = h(
+      `tr.clickable${failed ? ".failed" : ""}`,
       { dataset: { id: r.id, requestId: r.requestId } },
       td("Time", h("span", { title: `request id ${r.requestId}` }, fmtTime(r.at))),
       td("Operation", h("code", r.operation), r.label ? h("div.muted.small", `label ${r.label}`) : null),
@@ -635,6 +664,11 @@ async function requestsPage(view) {
       td("Reason", r.reason ? h("span.reason-text", r.reason) : r.serial ? h("span.muted", "issued ", h("a", { href: `#/certificates/${r.serial}` }, shortSerial(r.serial))) : r.enrollmentId ? h("span.muted", `held for approval (#${r.enrollmentId})`) : h("span.muted", "—")),
       td("Time taken", r.durationMs === null ? "—" : `${Math.round(r.durationMs)} ms`),
     );
+    tr.addEventListener("click", (ev) => {
+      if (ev.target.closest("a")) return;
+      toggle(tr, r);
+    });
+    return tr;
   };
   const query = (after) => {
     const u = new URLSearchParams({ limit: "200" });
@@ -659,8 +693,8 @@ async function requestsPage(view) {
       const fresh = rows.map(row);
       for (const tr of fresh) tr.classList.add("fresh");
       tbody.prepend(...fresh);
-      while (tbody.children.length > 500) tbody.lastChild.remove();
-      count.textContent = plural(tbody.querySelectorAll("tr:not(.empty-row)").length, "request");
+      while (tbody.querySelectorAll("tr[data-id]").length > 500) tbody.lastChild.remove();
+      count.textContent = plural(tbody.querySelectorAll("tr[data-id]").length, "request");
     } catch {
       /* next tick */
     }

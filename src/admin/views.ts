@@ -1,6 +1,7 @@
 import "reflect-metadata";
 import { createHash } from "node:crypto";
 import * as x509 from "@peculiar/x509";
+import { crlUrl, ocspUrl } from "../ca/authority.ts";
 import { EKU_NAMES } from "../config/schema.ts";
 import { isEcKeyType } from "../hsm/key-manager.ts";
 import { toPem } from "../pki/encoding.ts";
@@ -195,6 +196,8 @@ export function dashboard(s: Services, origin: string, now = Date.now()) {
     rollover: rolloverState(s, now),
     caCertificates: s.store.caCerts.all().map((c) => ({ generation: c.generation, role: c.role, status: c.status, subject: c.subject, serial: c.serial, notAfter: iso(c.notAfter) })),
     est: { baseUrl: `${origin}/.well-known/est/`, labels },
+    // As written into the certificates this CA issues.
+    revocation: { crl: crlUrl(s.ca.httpBaseUrl, iss.generation), ocsp: ocspUrl(s.ca.httpBaseUrl) },
     commands: clientCommands(origin),
     counts: { ...s.store.certs.counts(now), pending: s.store.enrollments.countPending() },
     issuance: issuanceSeries(s, 30, now),
