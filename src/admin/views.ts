@@ -54,13 +54,12 @@ export function certDetail(c: CertRecord, now = Date.now()) {
         .map(([k]) => k)
     : [];
   const alg = cert.publicKey.algorithm as { name: string; namedCurve?: string; modulusLength?: number };
+  const sig = cert.signatureAlgorithm as { name: string; hash?: { name: string } };
   return {
     ...certSummary(c, now),
     issuer: cert.issuer,
     publicKey: alg.namedCurve ? `${alg.name} ${alg.namedCurve}` : alg.modulusLength ? `${alg.name} ${alg.modulusLength} bit` : alg.name,
-    signatureAlgorithm: (cert.signatureAlgorithm as { name?: string; hash?: { name?: string } }).hash?.name
-      ? `${cert.signatureAlgorithm.name} with ${(cert.signatureAlgorithm as { hash: { name: string } }).hash.name}`
-      : cert.signatureAlgorithm.name,
+    signatureAlgorithm: sig.hash ? `${sig.name} with ${sig.hash.name}` : sig.name,
     keyUsage: kuNames,
     extendedKeyUsage: eku ? eku.usages.map((u) => EKU_BY_OID[String(u)] ?? String(u)) : [],
     sha256Fingerprint: createHash("sha256").update(c.der).digest("hex").replace(/(..)(?!$)/g, "$1:"),
