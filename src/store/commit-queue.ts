@@ -56,6 +56,9 @@ export class CommitQueue {
             // A nested better-sqlite3 transaction is a SAVEPOINT: a failing write undoes only itself.
             results.push({ ok: true, value: this.db.transaction(p.fn)() });
           } catch (e) {
+            // SQLite rolls the whole transaction back itself after some errors (disk full, I/O):
+            // then nothing of the batch will be committed, and every caller must hear so.
+            if (!this.db.inTransaction) throw e;
             results.push({ ok: false, value: e });
           }
         }
