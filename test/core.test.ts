@@ -124,6 +124,9 @@ describe("estca core", () => {
       const pemFile = join(work, "survivor.pem");
       writeFileSync(pemFile, pem);
       const serial = (await run("openssl", ["x509", "-in", pemFile, "-noout", "-serial"])).stdout.trim().split("=")[1].toLowerCase();
+      const ext = (await run("openssl", ["x509", "-in", pemFile, "-noout", "-ext", "crlDistributionPoints,authorityInfoAccess"])).stdout;
+      assert.match(ext, new RegExp(`URI:http://[^/]+:${srv.httpPort}/crl/1\\.crl`), "the CRL URL names the port actually bound");
+      assert.match(ext, new RegExp(`OCSP - URI:http://[^/]+:${srv.httpPort}/ocsp`));
 
       assert.equal(await srv.stop("SIGTERM"), 0, "graceful stop exits 0");
       assert.match(srv.output(), /estca stopped/);

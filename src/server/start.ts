@@ -3,7 +3,7 @@ import http from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
 import { configError } from "../errors.ts";
-import type { Instance } from "../instance/open.ts";
+import { type Instance, httpBaseUrl } from "../instance/open.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { RegistrationAuthority } from "../ra/registration-authority.ts";
 import { toPem } from "../pki/encoding.ts";
@@ -107,6 +107,10 @@ export async function startServer(inst: Instance, opts: { log?: Logger } = {}): 
     throw e;
   }
   const host = displayHost(config.server.host);
+  if (!config.server.publicHttpUrl && config.server.httpPort === 0) {
+    // An ephemeral port is only known now; the CRL and OCSP URLs in certificates must name it.
+    inst.ca.setUrls({ httpBaseUrl: httpBaseUrl({ ...config, server: { ...config.server, httpPort } }) });
+  }
   const estOrigin = `https://${host}:${port}`;
   services.estOrigin = estOrigin;
 
