@@ -25,7 +25,12 @@ const COLUMNS = `id, generation, role, status, key_label AS keyLabel, key_type A
 
 /** Every CA certificate estca has made: roots, rollover links, the OCSP signer. */
 export class CaCertRepo {
-  constructor(private readonly db: Db) {}
+  // fingerprint() runs on every issuance and /cacerts: prepare it once.
+  private readonly fingerprintStmt;
+
+  constructor(private readonly db: Db) {
+    this.fingerprintStmt = db.prepare(`SELECT count(*) AS n, coalesce(max(id), 0) AS m, coalesce(group_concat(id || status, ','), '') AS s FROM ca_certs`);
+  }
 
   add(c: Omit<CaCertRecord, "id" | "createdAt">, now = Date.now()): number {
     try {
@@ -60,7 +65,7 @@ export class CaCertRepo {
    * compares it on a timer to notice a rollover made by another process (the CLI).
    */
   fingerprint(): string {
-    const r = this.db.prepare(`SELECT count(*) AS n, coalesce(max(id), 0) AS m, coalesce(group_concat(id || status, ','), '') AS s FROM ca_certs`).get() as { n: number; m: number; s: string };
+    const r = this.fingerprintStmt.get() as { n: number; m: number; s: string };
     return `${r.n}:${r.m}:${r.s}`;
   }
 

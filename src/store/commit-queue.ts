@@ -2,6 +2,9 @@ import { EstcaError } from "../errors.ts";
 import type { Db } from "./db.ts";
 import { wrapWriteError } from "./db.ts";
 
+/** How long a best-effort write may wait for others to share its commit. */
+const DEFER_MS = 20;
+
 interface Pending {
   fn: () => unknown;
   resolve: (v: unknown) => void;
@@ -22,6 +25,7 @@ interface Pending {
 export class CommitQueue {
   private pending: Pending[] = [];
   private scheduled = false;
+  private deferTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly db: Db) {}
 
@@ -39,12 +43,18 @@ export class CommitQueue {
    */
   defer(fn: () => void): void {
     this.pending.push({ fn, resolve: () => {}, reject: () => {} });
-    this.schedule();
+    // Nobody waits for these, so they wait a little for company: a busy /cacerts then pays one
+    // fsync per DEFER_MS instead of one per turn of the event loop.
+    if (!this.scheduled && !this.deferTimer) this.deferTimer = setTimeout(() => this.flush(), DEFER_MS);
   }
 
   /** Commits whatever is queued now: before a read that must see it, and at close. */
   flush(): void {
     this.scheduled = false;
+    if (this.deferTimer) {
+      clearTimeout(this.deferTimer);
+      this.deferTimer = null;
+    }
     if (!this.pending.length) return;
     const batch = this.pending;
     this.pending = [];
