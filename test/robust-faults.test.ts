@@ -200,7 +200,7 @@ describe("a corrupted config or database stops startup with a clear message and 
 
   const cases: [string, (dir: string) => string, RegExp][] = [
     ["config: YAML syntax error", (d) => (writeFileSync(join(d, "config.yaml"), "profiles: [unclosed\n  server: {"), "config.yaml"), /config\.yaml is not valid YAML/],
-    ["config: empty file", (d) => (writeFileSync(join(d, "config.yaml"), ""), "config.yaml"), /config\.yaml: profiles/],
+    ["config: empty file", (d) => (writeFileSync(join(d, "config.yaml"), ""), "config.yaml"), /config\.yaml is empty: restore it from a backup/],
     ["config: binary garbage", (d) => (writeFileSync(join(d, "config.yaml"), Buffer.from([0xff, 0xfe, 0, 1, 2, 0x80, 0x81, 0x0a, 0x3a, 0x3a])), "config.yaml"), /config\.yaml/],
     ["config: truncated in the middle", (d) => { const p = join(d, "config.yaml"); const t = readFileSync(p, "utf8"); writeFileSync(p, t.slice(0, t.indexOf("profiles:") + 30)); return "config.yaml"; }, /config\.yaml/],
     ["config: wrong type", (d) => { const p = join(d, "config.yaml"); writeFileSync(p, readFileSync(p, "utf8").replace(/^server:\n/m, "server: 5\nold_server:\n")); return "config.yaml"; }, /config\.yaml: (server|\(top level\))/],

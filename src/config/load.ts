@@ -11,6 +11,7 @@ export function loadConfig(path: string): Config {
   } catch (e) {
     throw configError(`cannot read ${path}: ${messageOf(e)}`);
   }
+  if (!text.trim()) throw configError(`${path} is empty: restore it from a backup (estca will not invent a configuration for an existing CA)`);
   let raw: unknown;
   try {
     raw = YAML.parse(text, { prettyErrors: true });
