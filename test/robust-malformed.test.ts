@@ -4,11 +4,13 @@
 // answer 5xx, never die, and its memory must stay bounded.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import http from "node:http";
 import https from "node:https";
 import tls from "node:tls";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as asn1js from "asn1js";
+import * as pkijs from "pkijs";
 import { type InitResult, type Server, cleanup, curl, estca, initData, makeCsr, run, startServer, tempDir } from "./helpers/harness.ts";
 import { prng, request, rssKb } from "./helpers/robust.ts";
 import { editConfig } from "./helpers/est.ts";
@@ -320,6 +322,42 @@ describe("malformed input", () => {
     assert.equal(srv.proc.exitCode, null, "the server process died");
     // Bounded: the whole run may not add more than 150 MB to the server.
     assert.ok(Math.max(...rss) - rss[0] < 150 * 1024, `server RSS grew from ${rss[0]} kB to ${Math.max(...rss)} kB`);
+  });
+
+  test("malformed OCSP requests on the plain HTTP port never get a 5xx", async () => {
+    // OCSP is the other parser open to anyone. RFC 6960 answers a malformed request with HTTP 200
+    // and an OCSPResponse whose status says so; what must never happen is a 5xx or a dead server.
+    const reqFile = join(work, "ocsp-req.der");
+    const o = await run("openssl", ["ocsp", "-issuer", srv.caPem, "-cert", join(inst.dir, "tls", "server.pem"), "-reqout", reqFile, "-no_nonce"]);
+    assert.equal(o.code, 0, o.stderr);
+    const good = readFileSync(reqFile);
+    const rnd = prng(6960);
+    const bodies: Buffer[] = [];
+    for (let i = 1; i < good.length; i += 2) bodies.push(good.subarray(0, i));
+    for (let i = 0; i < 100; i++) {
+      const d = Buffer.from(good);
+      d[Math.floor(rnd() * d.length)] ^= 1 << Math.floor(rnd() * 8);
+      bodies.push(d);
+    }
+    bodies.push(Buffer.from("3080".repeat(20000), "hex"), Buffer.alloc(0), Buffer.from("not der at all"));
+    const byStatus = new Map<number, number>();
+    for (const body of bodies) {
+      const r = await new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
+        const u = new URL(`${srv.httpBase}/ocsp`);
+        const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: "POST", headers: { "Content-Type": "application/ocsp-request" } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+      byStatus.set(r.status, (byStatus.get(r.status) ?? 0) + 1);
+      assert.ok(r.status < 500, `OCSP answered ${r.status} to ${body.toString("hex").slice(0, 80)}`);
+      if (r.status === 200) assert.doesNotThrow(() => new pkijs.OCSPResponse({ schema: asn1js.fromBER(new Uint8Array(r.body)).result }), "a 200 that is not an OCSPResponse");
+    }
+    console.log(`malformed: ${bodies.length} malformed OCSP requests, statuses ${JSON.stringify(Object.fromEntries([...byStatus].sort()))}, 5xx seen: 0`);
+    assert.equal(srv.proc.exitCode, null);
   });
 
   test("malformed HTTP that only a raw socket, curl or openssl s_client can send gets a 4xx with a reason", async () => {
