@@ -6,7 +6,8 @@ import { type HashName, type KeyManager, type KeyType, defaultHashFor } from "..
 import type { CaCertRecord, Store } from "../store/index.ts";
 import { type GeneralNameEntry, sanExtension, sanStrings } from "../pki/names.ts";
 import { toPem } from "../pki/encoding.ts";
-import { HsmPrivateKey, hsmCrypto, signingAlgorithmOf } from "./hsm-crypto.ts";
+import { HsmPrivateKey, hsmCrypto, hsmPkijsEngine, signingAlgorithmOf } from "./hsm-crypto.ts";
+import type { CmsSigner } from "../pki/cms-signed.ts";
 import { ekuExtension, keyIdentifier, keyUsageExtension } from "./extensions.ts";
 
 /** What the RA decided a certificate should hold; the CA adds the CA-side extensions and signs. */
@@ -75,6 +76,7 @@ export function newSerial(): string {
  */
 export class CertificateAuthority {
   readonly crypto: Crypto;
+  private pkijsEngine: ReturnType<typeof hsmPkijsEngine> | null = null;
   private current: Issuer | null = null;
   private readonly issuers = new Map<string, Issuer>();
   private readonly extensionCache = new Map<string, x509.Extension | null>();
@@ -150,6 +152,13 @@ export class CertificateAuthority {
    */
   refresh(): void {
     if (this.store.caCerts.fingerprint() !== this.seen) this.reload();
+  }
+
+  /** The current CA key as a CMS signer (CMC responses, server-generated keys); it signs in the token. */
+  cmsSigner(): CmsSigner {
+    this.pkijsEngine ??= hsmPkijsEngine(this.crypto);
+    const iss = this.issuer;
+    return { certDer: iss.der, key: iss.key as unknown as CryptoKey, hash: iss.key.hash, engine: this.pkijsEngine };
   }
 
   /** The issuer new certificates are signed by. */

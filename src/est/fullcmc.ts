@@ -5,7 +5,6 @@ import { type CmcFailName, CmcFailure, buildPkiResponse, parseFullCmcRequest } f
 import { signedData } from "../pki/cms-signed.ts";
 import { OID } from "../pki/oids.ts";
 import type { Services } from "../server/services.ts";
-import { caSigner } from "./ca-signer.ts";
 import { clientContextOf } from "./client-context.ts";
 import { CT_CMC_RESPONSE } from "./media.ts";
 import type { EstHandler } from "./router.ts";
@@ -24,7 +23,7 @@ function failInfoOf(e: EstcaError): CmcFailName {
 }
 
 async function sendCmc(ctx: Context, s: Services, status: number, response: Buffer, certificates: Uint8Array[] = []): Promise<void> {
-  const der = await signedData({ eContentType: OID.ctPkiResponse, eContent: response, signer: caSigner(s), certificates });
+  const der = await signedData({ eContentType: OID.ctPkiResponse, eContent: response, signer: s.ca.cmsSigner(), certificates });
   sendBase64(ctx, CT_CMC_RESPONSE, der, status);
 }
 

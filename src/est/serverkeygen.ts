@@ -3,7 +3,6 @@ import { signedData } from "../pki/cms-signed.ts";
 import { OID } from "../pki/oids.ts";
 import { envelopeKey } from "../pki/server-key.ts";
 import { serverKeygen } from "../ra/server-keygen.ts";
-import { caSigner } from "./ca-signer.ts";
 import { clientContextOf } from "./client-context.ts";
 import { CT_CERTS_ONLY, CT_PKCS8, CT_SERVER_KEY } from "./media.ts";
 import type { EstHandler } from "./router.ts";
@@ -27,7 +26,7 @@ export const serverkeygenHandler: EstHandler = async (ctx, s, label, st) => {
   st.serial = r.result.issued.serial;
   const key = r.key!;
   const keyPart = r.encryptFor
-    ? { contentType: CT_SERVER_KEY, der: await signedData({ eContentType: OID.envelopedData, eContent: await envelopeKey(key.pkcs8, r.encryptFor), signer: caSigner(s) }) }
+    ? { contentType: CT_SERVER_KEY, der: await signedData({ eContentType: OID.envelopedData, eContent: await envelopeKey(key.pkcs8, r.encryptFor), signer: s.ca.cmsSigner() }) }
     : { contentType: CT_PKCS8, der: key.pkcs8 };
   sendMultipart(ctx, [keyPart, { contentType: CT_CERTS_ONLY, der: certsOnly([r.result.issued.der]) }]);
 };
