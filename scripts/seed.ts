@@ -83,7 +83,7 @@ async function main(): Promise<void> {
             createdAt,
             kind: "ee",
           });
-          if (i % 50 === 7) store.certs.revoke(serial, "keyCompromise", createdAt + DAY);
+          if (i % 50 === 7) store.certs.revoke(serial, "keyCompromise", Math.min(createdAt + DAY, now - 60_000));
           else if (i % 50 === 11 || i % 50 === 23 || i % 50 === 37) store.certs.supersede(serial, "0");
         }
       });
