@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import { type HttpResult, type InitResult, type Server, certsFromCertsOnly, cleanup, estca, initData, run, startServer } from "./harness.ts";
+import type { RequestLogEntry } from "../../src/store/index.ts";
 
 /** Rewrites DIR/config.yaml before a start, as an operator would. */
 export function editConfig(dir: string, fn: (c: Record<string, any>) => void): void {
@@ -45,16 +46,8 @@ export async function saveCert(r: HttpResult | Buffer | string, file: string): P
   return { pem, serial: s.stdout.trim().split("=")[1].toLowerCase().replace(/^0+/, "") };
 }
 
-export interface LogEntry {
-  operation: string;
-  label: string | null;
-  clientIdentity: string | null;
-  authMethod: string | null;
-  tlsVersion: string | null;
-  status: number;
-  reason: string | null;
-  serial: string | null;
-}
+/** What `estca requests --json` prints: the store's own record type. */
+export type LogEntry = RequestLogEntry;
 
 /** The request log as `estca requests --json` prints it, newest first. */
 export async function requestLog(dir: string, limit = 20): Promise<LogEntry[]> {
