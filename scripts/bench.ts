@@ -8,7 +8,8 @@
 // bare Node https server answering a fixed 1 KB body. It prints every figure against its ceiling
 // or target and ends with ONE line of JSON holding every figure.
 //
-// Options: --seconds N (per mode, default 10), --connections N (16), --threads N (wrk, 2),
+// Options: --seconds N (per mode, default 10), --connections N (16), --threads N (wrk, 1: on two
+// cores a second wrk thread takes more from the server than it adds),
 // --rounds N (repeat the three modes N times on the same server, to watch RSS; default 1),
 // --seed N (put N certificates in the store first, with scripts/seed.ts), --copy-from DIR (start
 // from a copy of an already seeded, stopped data directory instead of a new one), --workers N (passed to
@@ -36,7 +37,7 @@ const { values: opt } = parseArgs({
   options: {
     seconds: { type: "string", default: "10" },
     connections: { type: "string", default: "16" },
-    threads: { type: "string", default: "2" },
+    threads: { type: "string", default: "1" },
     rounds: { type: "string", default: "1" },
     seed: { type: "string", default: "0" },
     "copy-from": { type: "string" },
