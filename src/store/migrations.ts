@@ -166,7 +166,7 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX admin_login_failures_key ON admin_login_failures(key, at);
   `,
-  /* 4: the CRL publisher's check of revocations reads a small index, not 20,000 rows (issue 6) */ `
+  /* 5: the CRL publisher's check of revocations reads a small index, not 20,000 rows (issue 6) */ `
   CREATE INDEX certificates_revoked ON certificates(issuer_key, not_after, revoked_at) WHERE status = 'revoked';
   `,
 ];
