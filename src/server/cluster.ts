@@ -8,8 +8,9 @@ import { configError } from "../errors.ts";
  * correct across processes already is: serial numbers are 126 random bits with the primary key
  * as referee, SQLite in WAL mode serializes writers (busy_timeout), every certificate is
  * committed before its response, and the lifecycle watcher of each worker follows rollovers and
- * revocations through the store. What is per process: in-memory caches (verified passwords),
- * web UI sessions and login throttling, and metrics.
+ * revocations through the store. Web UI sessions and sign-in throttling live in the store, and
+ * the primary sums every worker's metrics. What stays per process: the verified-password cache
+ * and the Basic-auth failure throttle (ra/throttle.ts).
  *
  * The primary serves nothing itself. It prints the banner once all workers listen, replaces a
  * worker that dies, and on SIGTERM/SIGINT stops them all gracefully before it exits.
