@@ -27,7 +27,6 @@ describe("certs-only CMS", () => {
         assert.equal(back.length, set.length);
         back.forEach((d, i) => assert.ok(Buffer.from(d).equals(set[i]), `certificate ${i} changed on the way`));
       }
-      assert.throws(() => certsOnly([Buffer.from([0x30, 0x05, 0x02, 0x01])]), "truncated DER is refused");
     } finally {
       cleanup(dir);
     }

@@ -2,18 +2,23 @@ import "reflect-metadata";
 import { createHash, randomBytes } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { EstcaError, unavailable } from "../errors.ts";
-import { type HashName, type KeyManager, type KeyType, defaultHashFor } from "../hsm/key-manager.ts";
+import { type HashName, type KeyManager, type KeyType, defaultHashFor, isEcKeyType } from "../hsm/key-manager.ts";
 import type { CaCertRecord, Store } from "../store/index.ts";
-import { type GeneralNameEntry, sanExtension, sanStrings } from "../pki/names.ts";
+import { type GeneralNameEntry, sanStrings } from "../pki/names.ts";
 import { toPem } from "../pki/encoding.ts";
 import { HsmPrivateKey, hsmCrypto, hsmPkijsEngine, signingAlgorithmOf } from "./hsm-crypto.ts";
 import type { CmsSigner } from "../pki/cms-signed.ts";
 import { ekuExtension, keyIdentifier, keyUsageExtension } from "./extensions.ts";
+import { ecdsaSignatureDer, encodeCertificate, encodeTbsCertificate, signatureAlgorithmDer, subjectAltNameDer, subjectKeyIdentifierDer } from "../pki/certificate.ts";
 
 /** What the RA decided a certificate should hold; the CA adds the CA-side extensions and signs. */
 export interface CertTemplate {
   subject: x509.Name | string;
+  /** The subject as DER when the caller has it (a parsed CSR): it is then embedded as is. */
+  subjectDer?: Uint8Array;
   spki: Uint8Array;
+  /** Key identifier of `spki` (hex) when the caller has it; computed otherwise. */
+  keyId?: string;
   keyAlgorithm: "rsa" | "ec" | "ed25519";
   sans: GeneralNameEntry[];
   validityDays: number;
@@ -28,7 +33,8 @@ export interface CertTemplate {
 export interface IssuedCert {
   serial: string;
   der: Buffer;
-  cert: x509.X509Certificate;
+  /** Parsed on first use: most callers only need the DER. */
+  readonly cert: x509.X509Certificate;
   notAfter: Date;
 }
 
@@ -40,6 +46,10 @@ export interface Issuer {
   key: HsmPrivateKey;
   ski: string;
   record: CaCertRecord;
+  /** What every certificate it signs repeats, encoded once. */
+  subjectDer: Buffer;
+  subject: string;
+  signatureAlgorithmDer: Buffer;
 }
 
 export interface UrlConfig {
@@ -79,7 +89,7 @@ export class CertificateAuthority {
   private pkijsEngine: ReturnType<typeof hsmPkijsEngine> | null = null;
   private current: Issuer | null = null;
   private readonly issuers = new Map<string, Issuer>();
-  private readonly extensionCache = new Map<string, x509.Extension | null>();
+  private readonly extensionCache = new Map<string, Buffer | null>();
   /** The RFC 4210 4.4 rollover links (OldWithNew, NewWithOld) of every generation. */
   private links: CaCertRecord[] = [];
   /** ca_certs as of the last reload, to notice a rollover made by another process. */
@@ -119,13 +129,18 @@ export class CertificateAuthority {
 
   private issuerFrom(rec: CaCertRecord): Issuer {
     const keyType = rec.keyType as KeyType;
+    const cert = new x509.X509Certificate(new Uint8Array(rec.der));
+    const hash = defaultHashFor(keyType);
     return {
       generation: rec.generation,
-      cert: new x509.X509Certificate(new Uint8Array(rec.der)),
+      cert,
       der: rec.der,
-      key: new HsmPrivateKey({ label: rec.keyLabel!, keyType }, defaultHashFor(keyType)),
+      key: new HsmPrivateKey({ label: rec.keyLabel!, keyType }, hash),
       ski: rec.ski,
       record: rec,
+      subjectDer: Buffer.from(cert.subjectName.toArrayBuffer()),
+      subject: cert.subject,
+      signatureAlgorithmDer: signatureAlgorithmDer(isEcKeyType(keyType) ? "ECDSA" : "RSA", hash),
     };
   }
 
@@ -134,14 +149,14 @@ export class CertificateAuthority {
   }
 
   /**
-   * Extensions that are the same for every certificate of an issuer and profile. Building one
-   * costs as much as a token signature (@peculiar/x509 encodes it on construction), so each is
-   * built once and shared: an Extension is immutable DER.
+   * Extensions that are the same for every certificate of an issuer and profile, as DER. Building
+   * one costs as much as a token signature, so each is built once and shared.
    */
-  private sameForMany(key: string, make: () => x509.Extension | null): x509.Extension | null {
+  private sameForMany(key: string, make: () => x509.Extension | null): Buffer | null {
     if (!this.extensionCache.has(key)) {
       if (this.extensionCache.size >= 1000) this.extensionCache.clear();
-      this.extensionCache.set(key, make());
+      const ext = make();
+      this.extensionCache.set(key, ext ? Buffer.from(ext.rawData) : null);
     }
     return this.extensionCache.get(key)!;
   }
@@ -243,54 +258,48 @@ export class CertificateAuthority {
     const notBefore = new Date(now - CLOCK_SKEW_MS);
     const wanted = now + t.validityDays * 86400_000;
     const notAfter = new Date(Math.min(wanted, iss.cert.notAfter.getTime()));
-    const subject = typeof t.subject === "string" ? new x509.Name(t.subject) : t.subject;
-    const emptySubject = subject.toString() === "";
+    const subjectName = t.subjectDer ? null : typeof t.subject === "string" ? new x509.Name(t.subject) : t.subject;
+    const subject = subjectName ? subjectName.toString() : String(t.subject);
+    const subjectDer = t.subjectDer ?? Buffer.from(subjectName!.toArrayBuffer());
     const same = (key: string, make: () => x509.Extension | null) => this.sameForMany(key, make);
-    const exts: x509.Extension[] = [
+    const exts: Uint8Array[] = [
       same("bc", () => new x509.BasicConstraintsExtension(false, undefined, true))!,
-      new x509.SubjectKeyIdentifierExtension(keyIdentifier(t.spki)),
+      subjectKeyIdentifierDer(t.keyId ?? keyIdentifier(t.spki)),
       same(`aki ${iss.ski}`, () => new x509.AuthorityKeyIdentifierExtension(iss.ski))!,
     ];
     const ku = same(`ku ${t.keyAlgorithm} ${t.keyUsage.join()}`, () => keyUsageExtension(t.keyUsage, t.keyAlgorithm) ?? null);
     if (ku) exts.push(ku);
     const eku = same(`eku ${t.extendedKeyUsage.join()}`, () => ekuExtension(t.extendedKeyUsage) ?? null);
     if (eku) exts.push(eku);
-    if (t.sans.length) {
-      const san = sanExtension(t.sans);
-      // RFC 5280 4.2.1.6: with an empty subject the SAN carries the identity and is critical.
-      exts.push(emptySubject ? new x509.SubjectAlternativeNameExtension(san.names.toJSON(), true) : san);
-    }
+    // RFC 5280 4.2.1.6: with an empty subject the SAN carries the identity and is critical.
+    if (t.sans.some((s) => s.type !== "other")) exts.push(subjectAltNameDer(t.sans, subject === ""));
     const base = this.urls.httpBaseUrl;
     exts.push(same(`crldp ${crlUrl(base, iss.generation)}`, () => new x509.CRLDistributionPointsExtension([crlUrl(base, iss.generation)]))!);
     exts.push(same(`aia ${base} ${iss.generation}`, () => new x509.AuthorityInfoAccessExtension({ ocsp: [ocspUrl(base)], caIssuers: [caIssuersUrl(base, iss.generation)] }))!);
-    if (t.extraExtensions) exts.push(...t.extraExtensions);
+    if (t.extraExtensions) exts.push(...t.extraExtensions.map((e) => new Uint8Array(e.rawData)));
 
     for (let attempt = 0; attempt < 5; attempt++) {
       const serial = newSerial();
-      const cert = await x509.X509CertificateGenerator.create(
-        {
-          serialNumber: serial,
-          subject,
-          issuer: iss.cert.subjectName,
-          notBefore,
-          notAfter,
-          publicKey: new Uint8Array(t.spki),
-          signingKey: iss.key as unknown as CryptoKey,
-          signingAlgorithm: signingAlgorithmOf(iss.key),
-          extensions: exts,
-        },
-        this.crypto,
-      );
-      const der = Buffer.from(cert.rawData);
+      const tbs = encodeTbsCertificate({
+        serialHex: serial,
+        signatureAlgorithmDer: iss.signatureAlgorithmDer,
+        issuerDer: iss.subjectDer,
+        notBefore,
+        notAfter,
+        subjectDer,
+        spkiDer: t.spki,
+        extensionsDer: exts,
+      });
+      const der = encodeCertificate(tbs, iss.signatureAlgorithmDer, this.signInToken(iss, tbs));
       // Group commit: shares the fsync with concurrent issuances and resolves only once durable.
       const inserted = await this.store.commits.run(() => {
         const ok = this.store.certs.insert({
           serial,
-          subject: subject.toString(),
+          subject,
           sans: sanStrings(t.sans),
-          notBefore: notBefore.getTime(),
-          notAfter: notAfter.getTime(),
-          issuer: iss.cert.subject,
+          notBefore: Math.floor(notBefore.getTime() / 1000) * 1000,
+          notAfter: Math.floor(notAfter.getTime() / 1000) * 1000,
+          issuer: iss.subject,
           issuerKey: iss.ski,
           profile: t.profile,
           requester: t.requester,
@@ -302,9 +311,16 @@ export class CertificateAuthority {
         if (ok && alsoInTransaction) alsoInTransaction(serial);
         return ok;
       });
-      if (inserted) return { serial, der, cert, notAfter };
+      if (inserted) return issuedCert(serial, der, notAfter);
     }
     throw new EstcaError("internal", "could not draw a unique serial number in 5 attempts");
+  }
+
+  /** A signature by the issuer's key in the token, in the DER form X.509 carries. */
+  private signInToken(iss: Issuer, data: Uint8Array): Buffer {
+    const raw = this.km.sign(iss.key.ref, iss.key.hash, data);
+    const alg = iss.key.algorithm;
+    return alg.name === "ECDSA" ? ecdsaSignatureDer(raw, (alg as EcKeyAlgorithm).namedCurve as "P-256" | "P-384") : raw;
   }
 
   /** Hash used with the current key, for callers that sign other structures (OCSP, CMS). */
@@ -345,6 +361,18 @@ export class CertificateAuthority {
       .map((i) => toPem(i.der, "CERTIFICATE"))
       .join("");
   }
+}
+
+function issuedCert(serial: string, der: Buffer, notAfter: Date): IssuedCert {
+  let cert: x509.X509Certificate | undefined;
+  return {
+    serial,
+    der,
+    notAfter,
+    get cert() {
+      return (cert ??= new x509.X509Certificate(new Uint8Array(der)));
+    },
+  };
 }
 
 export function caRecord(

@@ -1,37 +1,27 @@
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { OID } from "./oids.ts";
-
-/**
- * A certificate that goes into a SignedData as the DER it came as. pkijs would otherwise check it
- * against the full X.509 schema, build its objects and parse its TBS again just to write the
- * same bytes back: on the enrollment path that cost more than signing the certificate.
- */
-class VerbatimCertificate extends pkijs.Certificate {
-  constructor(private readonly der: Uint8Array) {
-    super();
-  }
-  override toSchema(): asn1js.Sequence {
-    const asn = asn1js.fromBER(this.der);
-    if (asn.offset === -1 || asn.offset !== this.der.length) throw new Error("certificate DER is malformed");
-    return asn.result as asn1js.Sequence;
-  }
-}
+import { encodeDer, rawDer } from "./der.ts";
 
 /**
  * A degenerate ("certs-only") CMS SignedData (RFC 5652 / RFC 7030 4.1.3): version 1, id-data
  * with no content, the certificates, no signers. Strict parsers (strongSwan) accept this form.
+ * Each certificate is embedded as the DER it came as, unchecked: every caller passes a
+ * certificate this CA just encoded or loaded (and parsed) from its store. Parsing it again,
+ * or re-encoding it through pkijs, cost more than signing it.
  */
 export function certsOnly(certs: Uint8Array[]): Buffer {
-  const sd = new pkijs.SignedData({
-    version: 1,
-    encapContentInfo: new pkijs.EncapsulatedContentInfo({ eContentType: OID.data }),
-    certificates: certs.map((der) => new VerbatimCertificate(new Uint8Array(der))),
-    digestAlgorithms: [],
-    signerInfos: [],
+  const explicit = (tagNumber: number, value: asn1js.BaseBlock[]) => new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber }, value });
+  const signedData = new asn1js.Sequence({
+    value: [
+      new asn1js.Integer({ value: 1 }),
+      new asn1js.Set({ value: [] }),
+      new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: OID.data })] }),
+      explicit(0, certs.map(rawDer)),
+      new asn1js.Set({ value: [] }),
+    ],
   });
-  const ci = new pkijs.ContentInfo({ contentType: OID.signedData, content: sd.toSchema(true) });
-  return Buffer.from(ci.toSchema().toBER());
+  return encodeDer(new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: OID.signedData }), explicit(0, [signedData])] }));
 }
 
 /** The certificates of a CMS SignedData (certs-only or signed), DER each. */

@@ -1,124 +1,141 @@
 import "reflect-metadata";
 import { createHash, createPublicKey, verify as nodeVerify, type KeyObject } from "node:crypto";
 import * as asn1js from "asn1js";
-import * as pkijs from "pkijs";
 import * as x509 from "@peculiar/x509";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { CertificationRequest } from "@peculiar/asn1-csr";
+import { AlgorithmIdentifier, Extensions, GeneralNames } from "@peculiar/asn1-x509";
+import { RsaSaPssParams } from "@peculiar/asn1-rsa";
 import { badRequest } from "../errors.ts";
 import { OID } from "./oids.ts";
 import { decodeBase64Strict } from "./encoding.ts";
-import { type GeneralNameEntry, sanFromExtensionDer } from "./names.ts";
+import { encodeDer, rawDer } from "./der.ts";
+import { type GeneralNameEntry, sanFromGeneralNames } from "./names.ts";
 
 export type CsrKeyType = "rsa" | "ec-p256" | "ec-p384" | "ed25519";
 
 export interface CsrAttribute {
   type: string;
-  values: asn1js.AsnType[];
+  /** DER of each value, as the request carries it. */
+  valuesDer: Buffer[];
 }
 
 export interface ParsedCsr {
   der: Buffer;
   /** RFC 4514 string, e.g. "CN=device-1, O=Example". */
   subject: string;
+  /** The subject as DER, re-encoded from what was parsed: what the certificate will carry. */
   subjectDer: Buffer;
   /** Short attribute names (CN, O, ...) or dotted OIDs, with values, in order. */
   subjectAttributes: { type: string; value: string }[];
   commonName: string | null;
   spki: Buffer;
   spkiSha256: string;
+  /** RFC 5280 4.2.1.2 method 1 key identifier of the request's key, hex. */
+  keyId: string;
   publicKey: KeyObject;
   keyType: CsrKeyType;
   keyBits: number;
   sans: GeneralNameEntry[];
-  /** Requested extensions by OID, DER of each Extension. */
-  requestedExtensions: Map<string, Buffer>;
+  /** OIDs of the extensions the request asks for (the profile decides what is issued). */
+  requestedExtensions: string[];
   challengePassword: string | null;
   attributes: CsrAttribute[];
   signatureAlgorithm: string;
+  /** DER of the signature AlgorithmIdentifier, parameters included. */
+  signatureAlgorithmDer: Buffer;
   /** The exact signed bytes and signature, for proof of possession. */
   tbs: Buffer;
   signature: Buffer;
 }
 
-function directoryString(v: asn1js.AsnType): string {
-  const block = (v as { valueBlock?: { value?: unknown } }).valueBlock;
-  if (block && typeof block.value === "string") return block.value;
+function directoryString(der: Buffer): string {
+  const asn = asn1js.fromBER(new Uint8Array(der));
+  const block = (asn.result as { valueBlock?: { value?: unknown } }).valueBlock;
+  if (asn.offset !== -1 && block && typeof block.value === "string") return block.value;
   throw badRequest("CSR attribute value is not a string");
 }
 
+const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
+
 /**
  * Parses a DER PKCS#10 request. Every way it can be malformed ends in a 400 that says where.
+ *
+ * This runs once per enrollment, so it parses once, with @peculiar/asn1-schema (the typed
+ * layer under @peculiar/x509), and derives everything else from that one parse: pkijs's schema
+ * comparison and the re-parses it led to cost ten times as much (docs/PERFORMANCE.md).
  */
 export function parseCsr(der: Buffer): ParsedCsr {
-  let req: pkijs.CertificationRequest;
+  let req: CertificationRequest;
+  let signatureAlgorithmDer: Buffer;
   try {
-    const asn = asn1js.fromBER(new Uint8Array(der));
-    if (asn.offset === -1) throw new Error(asn.result.error || "invalid BER");
-    if (asn.offset !== der.length) throw new Error(`${der.length - asn.offset} bytes of trailing data after the request`);
-    assertLengthsAgree(asn.result);
-    req = new pkijs.CertificationRequest({ schema: asn.result });
-    // The signature is a whole number of bytes; a non-zero count of unused bits is not DER.
-    if (req.signatureValue.valueBlock.unusedBits !== 0) throw new Error("the signature BIT STRING declares unused bits");
+    req = AsnConvert.parse(der, CertificationRequest);
+    if (!req.certificationRequestInfoRaw) throw new Error("no certificationRequestInfo");
+    signatureAlgorithmDer = Buffer.from(AsnConvert.serialize(req.signatureAlgorithm));
+    // The signature covers only the certificationRequestInfo. Everything around it (the outer
+    // length, the algorithm, the BIT STRING and its unused-bits count, trailing bytes) must be
+    // exactly the DER of what was parsed, or a request with a lying outer length, unused
+    // signature bits or junk after it would pass as well-formed.
+    const outer = encodeDer(new asn1js.Sequence({ value: [rawDer(req.certificationRequestInfoRaw), rawDer(signatureAlgorithmDer), new asn1js.BitString({ valueHex: req.signature })] }));
+    if (!outer.equals(der)) {
+      throw new Error(der.length > outer.length && der.subarray(0, outer.length).equals(outer) ? `${der.length - outer.length} bytes of trailing data after the request` : "its outer SEQUENCE, signature algorithm or signature BIT STRING is not DER (wrong length or unused bits)");
+    }
   } catch (e) {
-    throw badRequest(`body is not a PKCS#10 certification request: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}`);
+    throw badRequest(`body is not a PKCS#10 certification request: ${firstLine(e)}`);
   }
-  return describe(der, req);
+  return describe(der, req, signatureAlgorithmDer);
 }
 
-/**
- * asn1js reads a constructed value's children past the length the value declares. The signature
- * does not cover the outer SEQUENCE, so without this check a request with a wrong outer length
- * would be accepted as if it were well-formed.
- */
-function assertLengthsAgree(block: asn1js.AsnType, depth = 0): void {
-  const b = block as unknown as { lenBlock?: { isIndefiniteForm: boolean; length: number }; valueBlock?: { blockLength: number; value?: unknown }; idBlock?: { isConstructed: boolean } };
-  if (!b.idBlock?.isConstructed || !b.lenBlock || !b.valueBlock) return;
-  if (!b.lenBlock.isIndefiniteForm && b.lenBlock.length !== b.valueBlock.blockLength) {
-    throw new Error(`a constructed value declares ${b.lenBlock.length} bytes but holds ${b.valueBlock.blockLength}`);
-  }
-  if (Array.isArray(b.valueBlock.value) && depth < 32) for (const c of b.valueBlock.value) assertLengthsAgree(c as asn1js.AsnType, depth + 1);
-}
-
-function describe(der: Buffer, req: pkijs.CertificationRequest): ParsedCsr {
-  const spki = Buffer.from(req.subjectPublicKeyInfo.toSchema().toBER());
+function describe(der: Buffer, req: CertificationRequest, signatureAlgorithmDer: Buffer): ParsedCsr {
+  const info = req.certificationRequestInfo;
+  let spki: Buffer;
   let publicKey: KeyObject;
   try {
+    spki = Buffer.from(AsnConvert.serialize(info.subjectPKInfo));
     publicKey = createPublicKey({ key: spki, format: "der", type: "spki" });
   } catch (e) {
-    throw badRequest(`CSR public key is not usable: ${e instanceof Error ? e.message : String(e)}`);
+    throw badRequest(`CSR public key is not usable: ${firstLine(e)}`);
   }
   const { keyType, keyBits } = classifyKey(publicKey);
 
-  const subjectDer = Buffer.from(req.subject.toSchema().toBER());
   let subject: string;
+  let subjectDer: Buffer;
   let subjectAttributes: { type: string; value: string }[];
   try {
-    const name = new x509.Name(new Uint8Array(subjectDer));
+    const name = new x509.Name(info.subject);
     subject = name.toString();
+    subjectDer = Buffer.from(name.toArrayBuffer());
     subjectAttributes = name.toJSON().flatMap((rdn) => Object.entries(rdn).flatMap(([type, vals]) => vals.map((value) => ({ type, value: String(value) }))));
   } catch (e) {
-    throw badRequest(`CSR subject is malformed: ${e instanceof Error ? e.message : String(e)}`);
+    throw badRequest(`CSR subject is malformed: ${firstLine(e)}`);
   }
   const cn = subjectAttributes.find((a) => a.type === "CN");
 
-  const attributes: CsrAttribute[] = (req.attributes ?? []).map((a) => ({ type: a.type, values: a.values }));
+  const attributes: CsrAttribute[] = info.attributes.map((a) => ({ type: a.type, valuesDer: a.values.map((v) => Buffer.from(v)) }));
   let challengePassword: string | null = null;
-  const requestedExtensions = new Map<string, Buffer>();
+  const requestedExtensions: string[] = [];
   let sans: GeneralNameEntry[] = [];
   for (const a of attributes) {
     if (a.type === OID.challengePassword) {
-      if (a.values.length !== 1) throw badRequest("CSR challengePassword attribute must have exactly one value");
-      challengePassword = directoryString(a.values[0]);
+      if (a.valuesDer.length !== 1) throw badRequest("CSR challengePassword attribute must have exactly one value");
+      challengePassword = directoryString(a.valuesDer[0]);
     } else if (a.type === OID.extensionRequest) {
-      let exts: pkijs.Extensions;
+      let exts: Extensions;
       try {
-        exts = new pkijs.Extensions({ schema: a.values[0] });
+        if (a.valuesDer.length !== 1) throw new Error("it must have exactly one value");
+        exts = AsnConvert.parse(a.valuesDer[0], Extensions);
       } catch (e) {
-        throw badRequest(`CSR extensionRequest is malformed: ${e instanceof Error ? e.message : String(e)}`);
+        throw badRequest(`CSR extensionRequest is malformed: ${firstLine(e)}`);
       }
-      for (const ext of exts.extensions) {
-        const extDer = Buffer.from(ext.toSchema().toBER());
-        requestedExtensions.set(ext.extnID, extDer);
-        if (ext.extnID === OID.subjectAltName) sans = sanFromExtensionDer(extDer);
+      for (const ext of exts) {
+        requestedExtensions.push(ext.extnID);
+        if (ext.extnID === OID.subjectAltName) {
+          try {
+            sans = sanFromGeneralNames(AsnConvert.parse(ext.extnValue.buffer, GeneralNames));
+          } catch (e) {
+            throw badRequest(`subjectAltName extension is malformed: ${firstLine(e)}`);
+          }
+        }
       }
     }
   }
@@ -131,6 +148,7 @@ function describe(der: Buffer, req: pkijs.CertificationRequest): ParsedCsr {
     commonName: cn ? cn.value : null,
     spki,
     spkiSha256: createHash("sha256").update(spki).digest("hex"),
+    keyId: createHash("sha1").update(new Uint8Array(info.subjectPKInfo.subjectPublicKey)).digest("hex"),
     publicKey,
     keyType,
     keyBits,
@@ -138,9 +156,10 @@ function describe(der: Buffer, req: pkijs.CertificationRequest): ParsedCsr {
     requestedExtensions,
     challengePassword,
     attributes,
-    signatureAlgorithm: req.signatureAlgorithm.algorithmId,
-    tbs: Buffer.from(req.tbsView),
-    signature: Buffer.from(req.signatureValue.valueBlock.valueHexView),
+    signatureAlgorithm: req.signatureAlgorithm.algorithm,
+    signatureAlgorithmDer,
+    tbs: Buffer.from(req.certificationRequestInfoRaw!),
+    signature: Buffer.from(req.signature),
   };
 }
 
@@ -202,12 +221,9 @@ export function verifyCsrSignature(csr: ParsedCsr): void {
 
 function pssHash(csr: ParsedCsr): string {
   // RSASSA-PSS parameters name the hash; a PSS request without them means SHA-1, which we refuse.
-  const asn = asn1js.fromBER(new Uint8Array(csr.der));
-  const req = new pkijs.CertificationRequest({ schema: asn.result });
-  const params = req.signatureAlgorithm.algorithmParams;
+  const params = AsnConvert.parse(csr.signatureAlgorithmDer, AlgorithmIdentifier).parameters;
   if (!params) throw badRequest("RSASSA-PSS CSR without parameters implies SHA-1, which is not accepted");
-  const p = new pkijs.RSASSAPSSParams({ schema: params });
-  const h = p.hashAlgorithm.algorithmId;
+  const h = AsnConvert.parse(params, RsaSaPssParams).hashAlgorithm.algorithm;
   const name = h === OID.sha256 ? "sha256" : h === OID.sha384 ? "sha384" : h === OID.sha512 ? "sha512" : null;
   if (!name) throw badRequest(`RSASSA-PSS CSR hash ${h} is not accepted`);
   return name;

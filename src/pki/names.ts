@@ -1,5 +1,6 @@
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
+import type { GeneralNames as AsnGeneralNames } from "@peculiar/asn1-x509";
 import { badRequest } from "../errors.ts";
 import { OID } from "./oids.ts";
 import type { SanType } from "../config/schema.ts";
@@ -16,10 +17,19 @@ const TO_X509: Record<SanType, x509.GeneralNameType> = { dns: "dns", ip: "ip", e
 export function sanFromExtensionDer(extDer: Uint8Array): GeneralNameEntry[] {
   try {
     const ext = new x509.SubjectAlternativeNameExtension(new Uint8Array(extDer));
-    return ext.names.items.map((n) => ({ type: FROM_X509[n.type] ?? "other", value: n.type in FROM_X509 ? n.value : `${n.type}:${n.value}` }));
+    return entriesOf(ext.names);
   } catch (e) {
     throw badRequest(`subjectAltName extension is malformed: ${e instanceof Error ? e.message : String(e)}`);
   }
+}
+
+/** SANs of an already parsed GeneralNames, as typed entries (throws on a malformed name). */
+export function sanFromGeneralNames(names: AsnGeneralNames): GeneralNameEntry[] {
+  return entriesOf(new x509.GeneralNames(names));
+}
+
+function entriesOf(names: x509.GeneralNames): GeneralNameEntry[] {
+  return names.items.map((n) => ({ type: FROM_X509[n.type] ?? "other", value: n.type in FROM_X509 ? n.value : `${n.type}:${n.value}` }));
 }
 
 export function sanExtension(sans: GeneralNameEntry[]): x509.SubjectAlternativeNameExtension {

@@ -102,7 +102,9 @@ export class RegistrationAuthority {
     const issued = await this.ca.issue(
       {
         subject: csr.subject,
+        subjectDer: csr.subjectDer,
         spki: csr.spki,
+        keyId: csr.keyId,
         keyAlgorithm,
         sans,
         validityDays: profile.validityDays,

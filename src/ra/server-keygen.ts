@@ -40,8 +40,8 @@ function encryptionTarget(csr: ParsedCsr, identity: Identity): Buffer | undefine
   const attr = csr.attributes.find((a) => a.type === OID.asymmetricDecryptKeyIdentifier || a.type === OID.decryptKeyIdentifier);
   if (!attr) return undefined;
   const which = attr.type === OID.asymmetricDecryptKeyIdentifier ? "AsymmetricDecryptKeyIdentifier" : "DecryptKeyIdentifier";
-  const v = attr.values[0];
-  if (attr.values.length !== 1 || !(v instanceof asn1js.OctetString)) throw badRequest(`CSR ${which} attribute must hold exactly one OCTET STRING`);
+  const v = attr.valuesDer.length === 1 ? asn1js.fromBER(new Uint8Array(attr.valuesDer[0])).result : null;
+  if (!(v instanceof asn1js.OctetString)) throw badRequest(`CSR ${which} attribute must hold exactly one OCTET STRING`);
   const wanted = Buffer.from(v.getValue()).toString("hex");
   if (!identity.certDer) {
     throw badRequest(`CSR carries ${which} ${wanted}, but this connection has no TLS client certificate: estca encrypts server-generated keys only to the client's own certificate`);
@@ -64,7 +64,7 @@ export async function serverKeygen(ra: RegistrationAuthority, name: string, prof
   const keyBits = key.type.startsWith("rsa-") ? Number(key.type.slice(4)) : key.type === "ec-p256" ? 256 : 384;
   // The certificate carries the new key; the CSR's own key still identifies a held request, so a
   // client polling with the same CSR finds it again.
-  const withKey: ParsedCsr = { ...csr, spki: key.spki, keyType, keyBits, spkiSha256: csr.spkiSha256 };
+  const withKey: ParsedCsr = { ...csr, spki: key.spki, keyId: keyIdentifier(key.spki), keyType, keyBits, spkiSha256: csr.spkiSha256 };
   const result = await ra.decide("serverkeygen", name, profile, identity, withKey);
   if (result.kind !== "issued") return { result };
   return { result, key, encryptFor };
