@@ -9,7 +9,7 @@ import { toPem } from "../pki/encoding.ts";
 import { HsmPrivateKey, hsmCrypto, hsmPkijsEngine, signingAlgorithmOf } from "./hsm-crypto.ts";
 import type { CmsSigner } from "../pki/cms-signed.ts";
 import { ekuExtension, keyIdentifier, keyUsageExtension } from "./extensions.ts";
-import { ecdsaSignatureDer, encodeCertificate, encodeTbsCertificate, signatureAlgorithmDer, subjectAltNameDer, subjectKeyIdentifierDer } from "../pki/certificate.ts";
+import { ecdsaSignatureDer, encodeSigned, encodeTbsCertificate, signatureAlgorithmDer, subjectAltNameDer, subjectKeyIdentifierDer } from "../pki/certificate.ts";
 
 /** What the RA decided a certificate should hold; the CA adds the CA-side extensions and signs. */
 export interface CertTemplate {
@@ -290,7 +290,7 @@ export class CertificateAuthority {
         spkiDer: t.spki,
         extensionsDer: exts,
       });
-      const der = encodeCertificate(tbs, iss.signatureAlgorithmDer, this.signInToken(iss, tbs));
+      const der = encodeSigned(tbs, iss.signatureAlgorithmDer, this.signInToken(iss, tbs));
       // Group commit: shares the fsync with concurrent issuances and resolves only once durable.
       const inserted = await this.store.commits.run(() => {
         const ok = this.store.certs.insert({
@@ -317,7 +317,7 @@ export class CertificateAuthority {
   }
 
   /** A signature by the issuer's key in the token, in the DER form X.509 carries. */
-  private signInToken(iss: Issuer, data: Uint8Array): Buffer {
+  signInToken(iss: Issuer, data: Uint8Array): Buffer {
     const raw = this.km.sign(iss.key.ref, iss.key.hash, data);
     const alg = iss.key.algorithm;
     return alg.name === "ECDSA" ? ecdsaSignatureDer(raw, (alg as EcKeyAlgorithm).namedCurve as "P-256" | "P-384") : raw;

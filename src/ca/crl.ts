@@ -4,7 +4,8 @@ import * as asn1js from "asn1js";
 import { EstcaError } from "../errors.ts";
 import type { CrlRecord } from "../store/index.ts";
 import type { CertificateAuthority, Issuer } from "./authority.ts";
-import { signingAlgorithmOf } from "./hsm-crypto.ts";
+import { encodeSigned } from "../pki/certificate.ts";
+import { encodeCrlEntry, encodeTbsCertList } from "../pki/crl.ts";
 import { reasonCode } from "./revocation.ts";
 
 const CRL_NUMBER_OID = "2.5.29.20";
@@ -27,6 +28,7 @@ function wholeSeconds(ms: number): Date {
 export class CrlPublisher {
   /** Entries per CRL number: cheap staleness checks without re-parsing a CRL on every tick. */
   private readonly entries = new Map<number, number>();
+  private entryCache = new Map<string, Buffer>();
 
   constructor(
     private readonly ca: CertificateAuthority,
@@ -44,37 +46,47 @@ export class CrlPublisher {
     const revoked = store.certs.revokedBy(issuer.ski, now);
     const thisUpdate = wholeSeconds(now);
     const nextUpdate = wholeSeconds(now + this.settings.validityHours * 3600_000);
+    const entriesDer = this.entriesDer(revoked);
+    const aki = Buffer.from(new x509.AuthorityKeyIdentifierExtension(issuer.ski).rawData);
     for (let attempt = 0; attempt < 5; attempt++) {
       const number = store.crls.nextNumber();
-      const crl = await x509.X509CrlGenerator.create(
-        {
-          issuer: issuer.cert.subjectName,
-          thisUpdate,
-          nextUpdate,
-          signingKey: issuer.key as unknown as CryptoKey,
-          signingAlgorithm: signingAlgorithmOf(issuer.key),
-          extensions: [
-            new x509.AuthorityKeyIdentifierExtension(issuer.ski),
-            new x509.Extension(CRL_NUMBER_OID, false, new Uint8Array(new asn1js.Integer({ value: number }).toBER())),
-          ],
-          entries: revoked.map((r) => ({
-            serialNumber: r.serial,
-            revocationDate: wholeSeconds(r.revokedAt),
-            // RFC 5280 5.3.1: the reason code unspecified SHOULD be absent.
-            reason: r.reason && r.reason !== "unspecified" ? reasonCode(r.reason) : undefined,
-          })),
-        },
-        this.ca.crypto,
-      );
+      const crlNumber = new x509.Extension(CRL_NUMBER_OID, false, new Uint8Array(new asn1js.Integer({ value: number }).toBER()));
+      const tbs = encodeTbsCertList({
+        signatureAlgorithmDer: issuer.signatureAlgorithmDer,
+        issuerDer: issuer.subjectDer,
+        thisUpdate,
+        nextUpdate,
+        entriesDer,
+        extensionsDer: [aki, new Uint8Array(crlNumber.rawData)],
+      });
+      const der = encodeSigned(tbs, issuer.signatureAlgorithmDer, this.ca.signInToken(issuer, tbs));
       // The record keeps the exact time (not the encoded whole second) so that a revocation made
       // a moment before this CRL is known to be in it.
-      const rec: CrlRecord = { number, issuerKey: issuer.ski, thisUpdate: now, nextUpdate: nextUpdate.getTime(), der: Buffer.from(crl.rawData) };
+      const rec: CrlRecord = { number, issuerKey: issuer.ski, thisUpdate: now, nextUpdate: nextUpdate.getTime(), der, entries: revoked.length };
       if (store.crls.addIfNumberFree(rec)) {
         this.entries.set(number, revoked.length);
         return rec;
       }
     }
     throw new EstcaError("unavailable", "could not store a CRL: its number was taken 5 times by another process", { retryAfter: 5 });
+  }
+
+  /**
+   * The DER of each entry, from a cache: an entry never changes, and encoding 20,000 of them
+   * again for every revocation blocked the event loop for seconds (docs/PERFORMANCE.md).
+   */
+  private entriesDer(revoked: { serial: string; revokedAt: number; reason: string | null }[]): Buffer[] {
+    const next = new Map<string, Buffer>();
+    const out = revoked.map((r) => {
+      const key = `${r.serial} ${r.revokedAt} ${r.reason ?? ""}`;
+      // RFC 5280 5.3.1: the reason code unspecified SHOULD be absent.
+      const der = this.entryCache.get(key) ?? encodeCrlEntry(r.serial, wholeSeconds(r.revokedAt), r.reason && r.reason !== "unspecified" ? reasonCode(r.reason) : undefined);
+      next.set(key, der);
+      return der;
+    });
+    // Only the entries of the newest CRL are kept: expired ones leave the cache with the list.
+    this.entryCache = next;
+    return out;
   }
 
   /** Whether `issuer`'s newest CRL misses a revocation or is near its nextUpdate. */
@@ -91,8 +103,9 @@ export class CrlPublisher {
   }
 
   private entryCount(rec: CrlRecord): number {
-    let n = this.entries.get(rec.number);
+    let n = this.entries.get(rec.number) ?? rec.entries ?? undefined;
     if (n === undefined) {
+      // A CRL stored before the store kept entry counts (schema 5 and older).
       n = new x509.X509Crl(new Uint8Array(rec.der)).entries.length;
       this.entries.set(rec.number, n);
     }

@@ -71,7 +71,16 @@ export function registerCertCommands(program: Command): void {
       action((o: { data: string; json?: boolean; status?: string; search?: string; limit: string }) => {
         const store = openStore(o.data);
         try {
-          const { items, total } = store.certs.list({ status: o.status as never, q: o.search, limit: Number(o.limit) || 100 });
+          const want = Number(o.limit) || 100;
+          // The store answers in pages of at most 500 (what the UI shows); the CLI reads as many as asked for.
+          const items: CertRecord[] = [];
+          let total = 0;
+          for (;;) {
+            const page = store.certs.list({ status: o.status as never, q: o.search, limit: Math.min(500, want - items.length), offset: items.length });
+            total = page.total;
+            items.push(...page.items);
+            if (page.items.length === 0 || items.length >= Math.min(want, total)) break;
+          }
           if (o.json) process.stdout.write(JSON.stringify(items.map(certJson), null, 2) + "\n");
           else {
             process.stdout.write(table([["SERIAL", "STATUS", "NOT AFTER", "PROFILE", "SUBJECT"], ...items.map((c) => [c.serial, c.status, isoDay(c.notAfter), c.profile, c.subject])]));

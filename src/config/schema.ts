@@ -111,6 +111,11 @@ export const configSchema = z
         requestTimeoutMs: z.number().int().positive().default(30000),
         keepAliveTimeoutMs: z.number().int().positive().default(5000),
         retryAfterSeconds: z.number().int().positive().default(60),
+        /**
+         * Worker threads that parse CSRs and check their signatures. Unset: one on a machine with
+         * two or more cores (none in `--workers` processes, which already use the cores).
+         */
+        csrThreads: z.number().int().min(0).max(16).optional(),
       })
       .strict()
       .prefault({}),

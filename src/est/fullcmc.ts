@@ -51,7 +51,7 @@ export const fullcmcHandler: EstHandler = async (ctx, s, label, st) => {
   try {
     const req = parseFullCmcRequest(body);
     bodyPartIds = [req.bodyPartId];
-    const csr = s.ra.checkCsr(name, profile, req.csrDer, client);
+    const csr = await s.ra.checkCsr(name, profile, req.csrDer, client);
     const result = await s.ra.decide("fullcmc", name, profile, identity, csr);
     if (result.kind === "pending") {
       st.enrollmentId = result.enrollmentId;

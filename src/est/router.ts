@@ -75,7 +75,7 @@ async function enrollHandler(ctx: Context, s: Services, label: string | null, st
   const { name, profile, identity } = await s.ra.authenticate(label, client);
   st.identity = identity;
   const csrDer = await readCsr(ctx, s, operation);
-  const csr = s.ra.checkCsr(name, profile, csrDer, client);
+  const csr = await s.ra.checkCsr(name, profile, csrDer, client);
   const result = await s.ra.decide(operation, name, profile, identity, csr);
   if (result.kind === "pending") {
     st.enrollmentId = result.enrollmentId;

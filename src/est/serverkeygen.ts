@@ -17,7 +17,7 @@ export const serverkeygenHandler: EstHandler = async (ctx, s, label, st) => {
   const { name, profile, identity } = await s.ra.authenticate(label, client);
   st.identity = identity;
   const csrDer = await readEstBody(ctx, s.config.server.bodyLimit, "serverkeygen", "PKCS#10 request");
-  const csr = s.ra.checkCsr(name, profile, csrDer, client);
+  const csr = await s.ra.checkCsr(name, profile, csrDer, client);
   const r = await serverKeygen(s.ra, name, profile, identity, csr);
   if (r.result.kind === "pending") {
     st.enrollmentId = r.result.enrollmentId;

@@ -5,6 +5,7 @@ import {
   AlgorithmIdentifier,
   Extension,
   GeneralName,
+  Time,
   SubjectAlternativeName,
   SubjectKeyIdentifier,
   Validity,
@@ -22,7 +23,7 @@ import type { GeneralNameEntry } from "./names.ts";
  * makes issuance cheap enough for a factory line (docs/PERFORMANCE.md).
  */
 export interface TbsParts {
-  /** Positive serial number, hex without a leading zero byte. */
+  /** Positive serial number, hex. */
   serialHex: string;
   signatureAlgorithmDer: Uint8Array;
   issuerDer: Uint8Array;
@@ -37,7 +38,7 @@ export interface TbsParts {
 export function encodeTbsCertificate(p: TbsParts): Buffer {
   const value: asn1js.BaseBlock[] = [
     new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 0 }, value: [new asn1js.Integer({ value: 2 })] }),
-    new asn1js.Integer({ valueHex: Buffer.from(p.serialHex, "hex") }),
+    serialInteger(p.serialHex),
     rawDer(p.signatureAlgorithmDer),
     rawDer(p.issuerDer),
     rawDer(AsnConvert.serialize(new Validity({ notBefore: p.notBefore, notAfter: p.notAfter }))),
@@ -50,8 +51,21 @@ export function encodeTbsCertificate(p: TbsParts): Buffer {
   return encodeDer(new asn1js.Sequence({ value }));
 }
 
-/** A signed Certificate from its TBS, the algorithm that signed it and the DER signature. */
-export function encodeCertificate(tbsDer: Uint8Array, signatureAlgorithmDer: Uint8Array, signatureDer: Uint8Array): Buffer {
+/** A positive INTEGER from a hex serial number, whatever its length or leading zeros. */
+export function serialInteger(serialHex: string): asn1js.Integer {
+  return asn1js.Integer.fromBigInt(BigInt(`0x${serialHex}`));
+}
+
+/** Time as RFC 5280 4.1.2.5 wants it: UTCTime through 2049, GeneralizedTime after, whole seconds. */
+export function timeDer(d: Date): Buffer {
+  return Buffer.from(AsnConvert.serialize(new Time(d)));
+}
+
+/**
+ * A signed Certificate or CertificateList (they share this outer shape) from its TBS, the
+ * algorithm that signed it and the DER signature.
+ */
+export function encodeSigned(tbsDer: Uint8Array, signatureAlgorithmDer: Uint8Array, signatureDer: Uint8Array): Buffer {
   return encodeDer(new asn1js.Sequence({ value: [rawDer(tbsDer), rawDer(signatureAlgorithmDer), new asn1js.BitString({ valueHex: signatureDer })] }));
 }
 

@@ -1,7 +1,8 @@
 import type { CertificateAuthority, IssuedCert } from "../ca/authority.ts";
 import type { Config, Profile } from "../config/schema.ts";
 import { badRequest, forbidden, notFound } from "../errors.ts";
-import { type ParsedCsr, parseCsr, verifyCsrSignature } from "../pki/csr.ts";
+import type { ParsedCsr } from "../pki/csr.ts";
+import { type CsrChecker, inlineCsrChecker } from "../pki/csr-pool.ts";
 import { certSubjectAndSans, sameSans, sanStrings } from "../pki/names.ts";
 import type { Store } from "../store/index.ts";
 import { Authenticator } from "./authenticator.ts";
@@ -35,6 +36,8 @@ export class RegistrationAuthority {
     readonly store: Store,
     readonly config: Config,
     dataDir: string,
+    /** Where CSRs are parsed and their signatures checked (worker threads in a server). */
+    private readonly csrs: CsrChecker = inlineCsrChecker(),
   ) {
     this.auth = new Authenticator(ca, store, config.profiles, dataDir, config.security);
   }
@@ -53,16 +56,15 @@ export class RegistrationAuthority {
   }
 
   /** Parses and checks a CSR for a profile: proof of possession, channel binding, policy. */
-  checkCsr(profileName: string, profile: Profile, csrDer: Buffer, client: ClientContext): ParsedCsr {
-    const csr = parseCsr(csrDer);
-    verifyCsrSignature(csr);
+  async checkCsr(profileName: string, profile: Profile, csrDer: Buffer, client: ClientContext): Promise<ParsedCsr> {
+    const csr = await this.csrs.check(csrDer);
     checkChannelBinding(profileName, profile, csr, client.channelBinding, client.tlsVersion);
     return csr;
   }
 
   async enroll(req: EnrollRequest): Promise<EnrollResult> {
     const { name, profile, identity } = await this.authenticate(req.label, req.client);
-    const csr = this.checkCsr(name, profile, req.csrDer, req.client);
+    const csr = await this.checkCsr(name, profile, req.csrDer, req.client);
     return this.decide(req.operation, name, profile, identity, csr);
   }
 
@@ -72,8 +74,7 @@ export class RegistrationAuthority {
    */
   async issueOffline(label: string | null, csrDer: Buffer, operator: string): Promise<IssuedCert> {
     const { name, profile } = this.profile(label);
-    const csr = parseCsr(csrDer);
-    verifyCsrSignature(csr);
+    const csr = await this.csrs.check(csrDer);
     const r = await this.decide("simpleenroll", name, { ...profile, approval: "auto" }, { method: "basic", name: operator }, csr);
     if (r.kind !== "issued") throw new Error("unreachable: offline issuance is never held");
     return r.issued;

@@ -1,4 +1,6 @@
+import cluster from "node:cluster";
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import http from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
@@ -7,6 +9,7 @@ import { type Instance, httpBaseUrl } from "../instance/open.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { RegistrationAuthority } from "../ra/registration-authority.ts";
 import { toPem } from "../pki/encoding.ts";
+import { CsrThreadPool, inlineCsrChecker } from "../pki/csr-pool.ts";
 import { buildHttpApp, buildTlsApp } from "./apps.ts";
 import { answerClientErrors, checkRequestHead, listenerOptions } from "./hardening.ts";
 import { Metrics } from "./metrics.ts";
@@ -60,7 +63,9 @@ function displayHost(host: string): string {
 export async function startServer(inst: Instance, opts: { log?: Logger } = {}): Promise<Running> {
   const log = opts.log ?? createLogger();
   const { config, paths } = inst;
-  const ra = new RegistrationAuthority(inst.ca, inst.store, config, paths.dir);
+  const threads = config.server.csrThreads ?? (cluster.isWorker || availableParallelism() < 2 ? 0 : 1);
+  const csrs = threads > 0 ? new CsrThreadPool(threads, (e) => log.error({ err: e }, "a CSR thread failed; it is replaced, and its requests were checked on the main thread")) : inlineCsrChecker();
+  const ra = new RegistrationAuthority(inst.ca, inst.store, config, paths.dir, csrs);
   const metrics = new Metrics(inst.store);
   metrics.instrument(inst.km);
   const services: Services = { config, paths, km: inst.km, store: inst.store, ca: inst.ca, ra, log, estOrigin: "", metrics, onEstRequest: (e) => metrics.observeEst(e) };
@@ -137,7 +142,8 @@ export async function startServer(inst: Instance, opts: { log?: Logger } = {}): 
               setTimeout(() => srv.closeAllConnections(), 10_000).unref();
             }),
         ),
-      ).then(() => {
+      ).then(async () => {
+        await csrs.close();
         log.flush();
       });
       return closing;

@@ -7,9 +7,11 @@ export interface CrlRecord {
   thisUpdate: number;
   nextUpdate: number;
   der: Buffer;
+  /** How many revoked certificates it lists; null for CRLs stored before schema 6. */
+  entries?: number | null;
 }
 
-const COLUMNS = `number, issuer_key AS issuerKey, this_update AS thisUpdate, next_update AS nextUpdate, der`;
+const COLUMNS = `number, issuer_key AS issuerKey, this_update AS thisUpdate, next_update AS nextUpdate, der, entries`;
 
 export class CrlRepo {
   constructor(private readonly db: Db) {}
@@ -22,7 +24,7 @@ export class CrlRepo {
 
   add(c: CrlRecord): void {
     try {
-      this.db.prepare(`INSERT INTO crls (number, issuer_key, this_update, next_update, der) VALUES (@number, @issuerKey, @thisUpdate, @nextUpdate, @der)`).run(c);
+      this.db.prepare(`INSERT INTO crls (number, issuer_key, this_update, next_update, der, entries) VALUES (@number, @issuerKey, @thisUpdate, @nextUpdate, @der, @entries)`).run({ ...c, entries: c.entries ?? null });
     } catch (e) {
       wrapWriteError(e);
     }

@@ -169,4 +169,7 @@ export const MIGRATIONS: string[] = [
   /* 5: the CRL publisher's check of revocations reads a small index, not 20,000 rows (issue 6) */ `
   CREATE INDEX certificates_revoked ON certificates(issuer_key, not_after, revoked_at) WHERE status = 'revoked';
   `,
+  /* 6: a CRL's entry count, so that checking it after a restart does not parse a CRL of 20,000 entries (issue 6) */ `
+  ALTER TABLE crls ADD COLUMN entries INTEGER;
+  `,
 ];

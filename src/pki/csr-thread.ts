@@ -1,0 +1,16 @@
+// The body of a CSR thread (src/pki/csr-pool.ts): parse and check proof of possession, nothing else.
+import { parentPort } from "node:worker_threads";
+import { parseCsr, verifyCsrSignature } from "./csr.ts";
+
+const port = parentPort!;
+port.on("message", (m: { id: number; der: Uint8Array }) => {
+  try {
+    const csr = parseCsr(Buffer.from(m.der.buffer, m.der.byteOffset, m.der.byteLength));
+    verifyCsrSignature(csr);
+    port.postMessage({ id: m.id, csr });
+  } catch (e) {
+    const err = e as { name?: string; kind?: string; message?: string };
+    port.postMessage({ id: m.id, error: { estca: err.name === "EstcaError", kind: err.kind, message: err.message ?? String(e) } });
+  }
+});
+port.postMessage({ ready: true });
