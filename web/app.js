@@ -441,6 +441,7 @@ async function certificatesPage(view) {
   view.replaceChildren(
     pageHeader("Certificates", plural(data.total, "certificate")),
     h("div.toolbar", search, status, sortSel),
+    ...(data.note ? [h("p.muted.small#cert-search-note", data.note)] : []),
     h(
       "div.card.flush",
       h(

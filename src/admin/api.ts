@@ -8,7 +8,7 @@ import { toHttpFailure } from "../http/errors.ts";
 import { decideEnrollment } from "../ra/approvals.ts";
 import { generatePassword, hashPassword, verifyPassword } from "../ra/passwords.ts";
 import type { Services } from "../server/services.ts";
-import type { CertQuery } from "../store/index.ts";
+import { type CertQuery, SUBSTRING_SEARCH_MIN } from "../store/index.ts";
 import { LoginThrottle } from "./login-throttle.ts";
 import { type Session, SessionStore, csrfMatches } from "./sessions.ts";
 import { certDetail, certSummary, dashboard, enrollmentView, requestView, userView } from "./views.ts";
@@ -184,7 +184,8 @@ export function adminApi(s: Services): (ctx: Context, next: Next) => Promise<voi
       offset: intParam(ctx, "offset", 0, 0, 1e9),
     };
     const { total, items } = s.store.certs.list(q);
-    ctx.body = { total, items: items.map((c) => certSummary(c)) };
+    const note = q.q && [...q.q].length < SUBSTRING_SEARCH_MIN ? `searches of fewer than ${SUBSTRING_SEARCH_MIN} characters match the start of serial numbers only; type more to search subjects, SANs and requesters` : undefined;
+    ctx.body = { total, items: items.map((c) => certSummary(c)), note };
   });
 
   const certOr404 = (serial: string) => {

@@ -110,6 +110,9 @@ const SORT_INDEX: Record<NonNullable<CertQuery["sort"]>, string> = {
 
 export const EXPIRING_WINDOW_MS = 30 * 86400_000;
 
+/** Searches shorter than this match serial-number prefixes only (list()). */
+export const SUBSTRING_SEARCH_MIN = 3;
+
 export class CertificateRepo {
   private readonly insertStmt;
   private readonly getStmt;
@@ -184,15 +187,15 @@ export class CertificateRepo {
     params.qs = qs;
     params.qsEnd = qs + "\u007f"; // serials are lower-case hex: every one starting with qs sorts below this
     let matches: string;
-    if ([...query.q].length >= 3) {
+    const short = [...query.q].length < SUBSTRING_SEARCH_MIN;
+    if (!short) {
       params.fts = `"${query.q.replace(/"/g, '""')}"`;
       matches = `SELECT rowid AS id FROM cert_search WHERE cert_search MATCH @fts
         UNION SELECT rowid FROM certificates WHERE serial >= @qs AND serial < @qsEnd`;
     } else {
-      // The trigram index needs three characters; shorter searches scan.
-      params.q = `%${query.q.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
-      matches = `SELECT rowid AS id FROM certificates WHERE subject LIKE @q ESCAPE '\\' OR sans LIKE @q ESCAPE '\\' OR requester LIKE @q ESCAPE '\\'
-        UNION SELECT rowid FROM certificates WHERE serial >= @qs AND serial < @qsEnd`;
+      // The trigram index needs three characters, and a substring of one or two matches most of
+      // a large store anyway: a short search is a serial-number prefix only, read from the key.
+      matches = `SELECT rowid AS id FROM certificates WHERE serial >= @qs AND serial < @qsEnd`;
     }
     // The match set is computed once; the queries below read it back from JSON.
     const ids = this.db.prepare(matches).pluck().all(params) as number[];

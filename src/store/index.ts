@@ -11,6 +11,7 @@ import { RequestLogRepo } from "./requests.ts";
 import { UserRepo } from "./users.ts";
 
 export type { CertRecord, CertQuery, CertStatus, CertCounts } from "./certificates.ts";
+export { SUBSTRING_SEARCH_MIN } from "./certificates.ts";
 export type { RequestLogEntry } from "./requests.ts";
 export type { Enrollment, EnrollmentState } from "./enrollments.ts";
 export type { UserRecord, UserRole } from "./users.ts";
