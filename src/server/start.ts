@@ -119,6 +119,16 @@ export async function startServer(inst: Instance, opts: { log?: Logger } = {}): 
   const estOrigin = `https://${host}:${port}`;
   services.estOrigin = estOrigin;
 
+  // New certificates enter the search index once a second, in one batch (CertificateRepo.indexSearch).
+  const indexing = setInterval(() => {
+    try {
+      inst.store.certs.indexSearch();
+    } catch (e) {
+      log.warn({ err: e }, "search indexing failed; it is retried, and search reads unindexed certificates directly");
+    }
+  }, 1000);
+  indexing.unref();
+
   let closing: Promise<void> | null = null;
   return {
     services,
@@ -131,6 +141,7 @@ export async function startServer(inst: Instance, opts: { log?: Logger } = {}): 
       tlsServer.setSecureContext({ ...tlsOptions(), minVersion: "TLSv1.2", ciphers: TLS12_CIPHERS, honorCipherOrder: true });
     },
     close() {
+      clearInterval(indexing);
       // Requests in flight finish; idle keep-alive sockets are closed so the servers can stop.
       closing ??= Promise.all(
         [tlsServer, httpServer].map(

@@ -135,6 +135,33 @@ export class CertificateRepo {
     }
   }
 
+  /** Rows up to this rowid are in the trigram index; newer ones wait for indexSearch(). */
+  private searchIndexedUpTo(): number {
+    return Number((this.db.prepare(`SELECT value FROM meta WHERE key = 'search_indexed_rowid'`).pluck().get() as string | undefined) ?? 0);
+  }
+
+  /**
+   * Adds the rows issued since the last call to the trigram index, in one transaction. The
+   * server calls it every second and the store at close; a batch costs a fraction of indexing
+   * each row in the transaction that issues it. Safe to run from several processes at once.
+   */
+  indexSearch(): number {
+    try {
+      return this.db
+        .transaction(() => {
+          const mark = this.searchIndexedUpTo();
+          const top = (this.db.prepare(`SELECT coalesce(max(rowid), 0) FROM certificates`).pluck().get() as number) ?? 0;
+          if (top <= mark) return 0;
+          const n = this.db.prepare(`INSERT INTO cert_search (rowid, subject, sans, requester) SELECT rowid, subject, sans, requester FROM certificates WHERE rowid > ? AND rowid <= ?`).run(mark, top).changes;
+          this.db.prepare(`UPDATE meta SET value = ? WHERE key = 'search_indexed_rowid'`).run(String(top));
+          return n;
+        })
+        .immediate();
+    } catch (e) {
+      return wrapWriteError(e);
+    }
+  }
+
   get(serial: string): CertRecord | null {
     const r = this.getStmt.get(serial.toLowerCase()) as Row | undefined;
     return r ? fromRow(r) : null;
@@ -190,8 +217,12 @@ export class CertificateRepo {
     const short = [...query.q].length < SUBSTRING_SEARCH_MIN;
     if (!short) {
       params.fts = `"${query.q.replace(/"/g, '""')}"`;
+      params.q = `%${query.q.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
+      params.mark = this.searchIndexedUpTo();
+      // The newest rows, not yet in the trigram index, are matched directly: few, and by rowid.
       matches = `SELECT rowid AS id FROM cert_search WHERE cert_search MATCH @fts
-        UNION SELECT rowid FROM certificates WHERE serial >= @qs AND serial < @qsEnd`;
+        UNION SELECT rowid FROM certificates WHERE serial >= @qs AND serial < @qsEnd
+        UNION SELECT rowid FROM certificates WHERE rowid > @mark AND (subject LIKE @q ESCAPE '\\' OR sans LIKE @q ESCAPE '\\' OR requester LIKE @q ESCAPE '\\')`;
     } else {
       // The trigram index needs three characters, and a substring of one or two matches most of
       // a large store anyway: a short search is a serial-number prefix only, read from the key.

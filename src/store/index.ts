@@ -94,6 +94,11 @@ export class Store {
     if (this.db.open) {
       this.commits.flush();
       try {
+        if (!this.db.readonly) this.certs.indexSearch();
+      } catch {
+        /* the next process to close or the server's tick indexes them; search reads them meanwhile */
+      }
+      try {
         this.db.pragma("wal_checkpoint(TRUNCATE)");
       } catch {
         /* read-only: the WAL stays for next time */

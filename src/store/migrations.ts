@@ -172,4 +172,25 @@ export const MIGRATIONS: string[] = [
   /* 6: a CRL's entry count, so that checking it after a restart does not parse a CRL of 20,000 entries (issue 6) */ `
   ALTER TABLE crls ADD COLUMN entries INTEGER;
   `,
+  /*
+   * 7: new certificates enter the trigram index in batches (CertificateRepo.indexSearch), not one
+   * by one in the issuing transaction: at a million rows a row's trigrams cost twice its insert.
+   * Rows above the mark are searched directly until then. Deleting or editing a row the index
+   * never held must not touch the index, or FTS5 would corrupt it.
+   */ `
+  DROP TRIGGER certificates_search_insert;
+  INSERT INTO meta (key, value) VALUES ('search_indexed_rowid', (SELECT coalesce(max(rowid), 0) FROM certificates))
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+  DROP TRIGGER certificates_search_delete;
+  CREATE TRIGGER certificates_search_delete AFTER DELETE ON certificates
+    WHEN OLD.rowid <= (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'search_indexed_rowid') BEGIN
+    INSERT INTO cert_search (cert_search, rowid, subject, sans, requester) VALUES ('delete', OLD.rowid, OLD.subject, OLD.sans, OLD.requester);
+  END;
+  DROP TRIGGER certificates_search_update;
+  CREATE TRIGGER certificates_search_update AFTER UPDATE OF subject, sans, requester ON certificates
+    WHEN OLD.rowid <= (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'search_indexed_rowid') BEGIN
+    INSERT INTO cert_search (cert_search, rowid, subject, sans, requester) VALUES ('delete', OLD.rowid, OLD.subject, OLD.sans, OLD.requester);
+    INSERT INTO cert_search (rowid, subject, sans, requester) VALUES (NEW.rowid, NEW.subject, NEW.sans, NEW.requester);
+  END;
+  `,
 ];
