@@ -29,6 +29,7 @@ async function enrollMany(srv: Server, inst: InitResult, work: string, tag: stri
   return serials;
 }
 
+// The tag is searched for: three characters or more, or search would match serial prefixes only.
 async function assertInStore(inst: InitResult, serials: string[], tag: string): Promise<void> {
   const list = await estca(["list", "--json", "--search", tag, "--limit", "500", "--data", inst.dir]);
   assert.equal(list.code, 0, list.stderr);
@@ -55,10 +56,10 @@ describe("concurrent enrollments, one process (group commit)", () => {
   });
 
   test(`${CLIENTS} clients at once each get a durable, distinct certificate`, async () => {
-    const serials = await enrollMany(srv, inst, work, "gc");
+    const serials = await enrollMany(srv, inst, work, "group");
     assert.equal(await srv.stop(), 0);
     // After a clean stop, every certificate answered is in the store file.
-    await assertInStore(inst, serials, "gc");
+    await assertInStore(inst, serials, "group");
   });
 });
 
@@ -87,8 +88,8 @@ describe("estca start --workers 2", () => {
   });
 
   test(`${CLIENTS} clients at once each get a durable, distinct certificate`, async () => {
-    const serials = await enrollMany(srv, inst, work, "wk");
-    await assertInStore(inst, serials, "wk");
+    const serials = await enrollMany(srv, inst, work, "workers");
+    await assertInStore(inst, serials, "workers");
   });
 
   test("SIGTERM stops every worker gracefully", async () => {
