@@ -72,9 +72,8 @@ export class CsrThreadPool implements CsrChecker {
     const worker = new Worker(`import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(body)}); });`, {
       eval: true,
       name: "estca-csr",
-      // A thread parses one small CSR at a time and keeps nothing: small heap limits keep its RSS
-      // down at no measurable cost in speed. Without them the server's peak RSS under the bench
-      // varied from 204 to 280 MB between identical runs; with them, 207-219 MB.
+      // A thread parses one small CSR at a time and keeps nothing: small heap limits bound what
+      // its isolate may take, at no measurable cost in speed (docs/PERFORMANCE.md, RSS).
       resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 },
     });
     worker.unref();
