@@ -9,7 +9,7 @@ import { toPem } from "../pki/encoding.ts";
 import { HsmPrivateKey, hsmCrypto, hsmPkijsEngine, signingAlgorithmOf } from "./hsm-crypto.ts";
 import type { CmsSigner } from "../pki/cms-signed.ts";
 import { ekuExtension, keyIdentifier, keyUsageExtension } from "./extensions.ts";
-import { ecdsaSignatureDer, encodeSigned, encodeTbsCertificate, signatureAlgorithmDer, subjectAltNameDer, subjectKeyIdentifierDer } from "../pki/certificate.ts";
+import { ecdsaSignatureDer, encodeSigned, encodeTbsCertificate, signatureAlgorithmDer, subjectAltNameDer, subjectKeyIdentifierDer, wholeSeconds } from "../pki/certificate.ts";
 
 /** What the RA decided a certificate should hold; the CA adds the CA-side extensions and signs. */
 export interface CertTemplate {
@@ -297,8 +297,8 @@ export class CertificateAuthority {
           serial,
           subject,
           sans: sanStrings(t.sans),
-          notBefore: Math.floor(notBefore.getTime() / 1000) * 1000,
-          notAfter: Math.floor(notAfter.getTime() / 1000) * 1000,
+          notBefore: wholeSeconds(notBefore.getTime()).getTime(),
+          notAfter: wholeSeconds(notAfter.getTime()).getTime(),
           issuer: iss.subject,
           issuerKey: iss.ski,
           profile: t.profile,

@@ -4,7 +4,7 @@ import * as asn1js from "asn1js";
 import { EstcaError } from "../errors.ts";
 import type { CrlRecord } from "../store/index.ts";
 import type { CertificateAuthority, Issuer } from "./authority.ts";
-import { encodeSigned } from "../pki/certificate.ts";
+import { encodeSigned, wholeSeconds } from "../pki/certificate.ts";
 import { encodeCrlEntry, encodeTbsCertList } from "../pki/crl.ts";
 import { reasonCode } from "./revocation.ts";
 
@@ -14,11 +14,6 @@ export interface CrlSettings {
   validityHours: number;
   /** Regenerate this long before nextUpdate, so a relying party never holds an expired CRL. */
   refreshBeforeHours: number;
-}
-
-/** UTCTime has whole seconds: a thisUpdate with milliseconds would be rounded differently by readers. */
-function wholeSeconds(ms: number): Date {
-  return new Date(Math.floor(ms / 1000) * 1000);
 }
 
 /**

@@ -1,9 +1,8 @@
 import "reflect-metadata";
-import { createHash } from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import * as pkijs from "pkijs";
-import * as asn1js from "asn1js";
 import { EKU_NAMES, KEY_USAGES } from "../config/schema.ts";
+
+export { keyIdentifier } from "../pki/certificate.ts";
 
 const KU_FLAGS: Record<(typeof KEY_USAGES)[number], x509.KeyUsageFlags> = {
   digitalSignature: x509.KeyUsageFlags.digitalSignature,
@@ -16,12 +15,6 @@ const KU_FLAGS: Record<(typeof KEY_USAGES)[number], x509.KeyUsageFlags> = {
   encipherOnly: x509.KeyUsageFlags.encipherOnly,
   decipherOnly: x509.KeyUsageFlags.decipherOnly,
 };
-
-/** RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING's value. */
-export function keyIdentifier(spki: Uint8Array): string {
-  const info = new pkijs.PublicKeyInfo({ schema: asn1js.fromBER(new Uint8Array(spki)).result });
-  return createHash("sha1").update(info.subjectPublicKey.valueBlock.valueHexView).digest("hex");
-}
 
 /**
  * Key usages that make sense for the subject's key: an EC or Ed25519 key cannot encipher keys,

@@ -7,6 +7,7 @@ import { EstcaError } from "../errors.ts";
 import type { KeyType } from "../hsm/key-manager.ts";
 import { defaultHashFor } from "../hsm/key-manager.ts";
 import { OID } from "../pki/oids.ts";
+import { wholeSeconds } from "../pki/certificate.ts";
 import type { CaCertRecord } from "../store/index.ts";
 import { type CertificateAuthority, type Issuer, caRecord } from "./authority.ts";
 import { HsmPrivateKey, hsmPkijsEngine } from "./hsm-crypto.ts";
@@ -48,10 +49,6 @@ interface Signer {
   keyHash: Buffer;
   certs: pkijs.Certificate[];
   notAfter: number;
-}
-
-function wholeSeconds(ms: number): Date {
-  return new Date(Math.floor(ms / 1000) * 1000);
 }
 
 function statusOnly(status: number): Buffer {

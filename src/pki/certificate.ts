@@ -1,4 +1,5 @@
 import "reflect-metadata";
+import { createHash } from "node:crypto";
 import * as asn1js from "asn1js";
 import { AsnConvert, OctetString } from "@peculiar/asn1-schema";
 import {
@@ -8,6 +9,7 @@ import {
   Time,
   SubjectAlternativeName,
   SubjectKeyIdentifier,
+  SubjectPublicKeyInfo,
   Validity,
   id_ce_subjectAltName,
   id_ce_subjectKeyIdentifier,
@@ -49,6 +51,21 @@ export function encodeTbsCertificate(p: TbsParts): Buffer {
     value.push(new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 3 }, value: [new asn1js.Sequence({ value: p.extensionsDer.map(rawDer) })] }));
   }
   return encodeDer(new asn1js.Sequence({ value }));
+}
+
+/** X.509 times hold whole seconds: a date with milliseconds would be rounded differently by readers. */
+export function wholeSeconds(ms: number): Date {
+  return new Date(Math.floor(ms / 1000) * 1000);
+}
+
+/** RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING's value, hex. */
+export function keyIdFromKeyBits(subjectPublicKey: ArrayBuffer | Uint8Array): string {
+  return createHash("sha1").update(new Uint8Array(subjectPublicKey)).digest("hex");
+}
+
+/** The method-1 key identifier of a DER SubjectPublicKeyInfo. */
+export function keyIdentifier(spki: Uint8Array): string {
+  return keyIdFromKeyBits(AsnConvert.parse(spki, SubjectPublicKeyInfo).subjectPublicKey);
 }
 
 /** A positive INTEGER from a hex serial number, whatever its length or leading zeros. */

@@ -1,6 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { EstcaError, type ErrorKind } from "../errors.ts";
-import { type ParsedCsr, parseCsr, verifyCsrSignature } from "./csr.ts";
+import { type ParsedCsr, parseAndVerifyCsr } from "./csr.ts";
 
 /** Parses a CSR and checks its proof of possession; the result is trusted from then on. */
 export interface CsrChecker {
@@ -11,15 +11,9 @@ export interface CsrChecker {
 /** On the calling thread: for the CLI, tests, and machines with one core. */
 export function inlineCsrChecker(): CsrChecker {
   return {
-    check: async (der) => checkHere(der),
+    check: async (der) => parseAndVerifyCsr(der),
     close: async () => {},
   };
-}
-
-function checkHere(der: Buffer): ParsedCsr {
-  const csr = parseCsr(der);
-  verifyCsrSignature(csr);
-  return csr;
 }
 
 interface Thread {
@@ -50,7 +44,7 @@ export class CsrThreadPool implements CsrChecker {
   async check(der: Buffer): Promise<ParsedCsr> {
     let best: Thread | undefined;
     for (const t of this.threads) if (t.ready && (!best || t.pending.size < best.pending.size)) best = t;
-    if (!best) return checkHere(der);
+    if (!best) return parseAndVerifyCsr(der);
     const id = this.nextId++;
     const t = best;
     return new Promise<ParsedCsr>((resolve, reject) => {
@@ -96,7 +90,7 @@ export class CsrThreadPool implements CsrChecker {
       t.ready = false;
       for (const p of t.pending.values()) {
         try {
-          p.resolve(checkHere(p.der));
+          p.resolve(parseAndVerifyCsr(p.der));
         } catch (err) {
           p.reject(err);
         }

@@ -1,12 +1,11 @@
 // The body of a CSR thread (src/pki/csr-pool.ts): parse and check proof of possession, nothing else.
 import { parentPort } from "node:worker_threads";
-import { parseCsr, verifyCsrSignature } from "./csr.ts";
+import { parseAndVerifyCsr } from "./csr.ts";
 
 const port = parentPort!;
 port.on("message", (m: { id: number; der: Uint8Array }) => {
   try {
-    const csr = parseCsr(Buffer.from(m.der.buffer, m.der.byteOffset, m.der.byteLength));
-    verifyCsrSignature(csr);
+    const csr = parseAndVerifyCsr(Buffer.from(m.der.buffer, m.der.byteOffset, m.der.byteLength));
     port.postMessage({ id: m.id, csr });
   } catch (e) {
     const err = e as { name?: string; kind?: string; message?: string };

@@ -10,6 +10,7 @@ import { badRequest } from "../errors.ts";
 import { OID } from "./oids.ts";
 import { decodeBase64Strict } from "./encoding.ts";
 import { encodeDer, rawDer } from "./der.ts";
+import { keyIdFromKeyBits } from "./certificate.ts";
 import { type GeneralNameEntry, sanFromGeneralNames } from "./names.ts";
 
 export type CsrKeyType = "rsa" | "ec-p256" | "ec-p384" | "ed25519";
@@ -37,8 +38,6 @@ export interface ParsedCsr {
   keyType: CsrKeyType;
   keyBits: number;
   sans: GeneralNameEntry[];
-  /** OIDs of the extensions the request asks for (the profile decides what is issued). */
-  requestedExtensions: string[];
   challengePassword: string | null;
   attributes: CsrAttribute[];
   signatureAlgorithm: string;
@@ -113,7 +112,6 @@ function describe(der: Buffer, req: CertificationRequest, signatureAlgorithmDer:
 
   const attributes: CsrAttribute[] = info.attributes.map((a) => ({ type: a.type, valuesDer: a.values.map((v) => Buffer.from(v)) }));
   let challengePassword: string | null = null;
-  const requestedExtensions: string[] = [];
   let sans: GeneralNameEntry[] = [];
   for (const a of attributes) {
     if (a.type === OID.challengePassword) {
@@ -128,7 +126,6 @@ function describe(der: Buffer, req: CertificationRequest, signatureAlgorithmDer:
         throw badRequest(`CSR extensionRequest is malformed: ${firstLine(e)}`);
       }
       for (const ext of exts) {
-        requestedExtensions.push(ext.extnID);
         if (ext.extnID === OID.subjectAltName) {
           try {
             sans = sanFromGeneralNames(AsnConvert.parse(ext.extnValue.buffer, GeneralNames));
@@ -148,12 +145,11 @@ function describe(der: Buffer, req: CertificationRequest, signatureAlgorithmDer:
     commonName: cn ? cn.value : null,
     spki,
     spkiSha256: createHash("sha256").update(spki).digest("hex"),
-    keyId: createHash("sha1").update(new Uint8Array(info.subjectPKInfo.subjectPublicKey)).digest("hex"),
+    keyId: keyIdFromKeyBits(info.subjectPKInfo.subjectPublicKey),
     publicKey,
     keyType,
     keyBits,
     sans,
-    requestedExtensions,
     challengePassword,
     attributes,
     signatureAlgorithm: req.signatureAlgorithm.algorithm,
@@ -161,6 +157,13 @@ function describe(der: Buffer, req: CertificationRequest, signatureAlgorithmDer:
     tbs: Buffer.from(req.certificationRequestInfoRaw!),
     signature: Buffer.from(req.signature),
   };
+}
+
+/** Parse, then proof of possession: what every enrollment needs before policy looks at it. */
+export function parseAndVerifyCsr(der: Buffer): ParsedCsr {
+  const csr = parseCsr(der);
+  verifyCsrSignature(csr);
+  return csr;
 }
 
 export function classifyKey(k: KeyObject): { keyType: CsrKeyType; keyBits: number } {

@@ -11,7 +11,6 @@ export interface GeneralNameEntry {
 }
 
 const FROM_X509: Record<string, SanType> = { dns: "dns", ip: "ip", email: "email", url: "uri" };
-const TO_X509: Record<SanType, x509.GeneralNameType> = { dns: "dns", ip: "ip", email: "email", uri: "url" };
 
 /** SANs of a DER Extension (subjectAltName), as typed entries. */
 export function sanFromExtensionDer(extDer: Uint8Array): GeneralNameEntry[] {
@@ -30,11 +29,6 @@ export function sanFromGeneralNames(names: AsnGeneralNames): GeneralNameEntry[] 
 
 function entriesOf(names: x509.GeneralNames): GeneralNameEntry[] {
   return names.items.map((n) => ({ type: FROM_X509[n.type] ?? "other", value: n.type in FROM_X509 ? n.value : `${n.type}:${n.value}` }));
-}
-
-export function sanExtension(sans: GeneralNameEntry[]): x509.SubjectAlternativeNameExtension {
-  const items = sans.filter((s): s is { type: SanType; value: string } => s.type !== "other").map((s) => ({ type: TO_X509[s.type], value: s.value }));
-  return new x509.SubjectAlternativeNameExtension(items, false);
 }
 
 /** The form the store and UI use: "dns:host.example". */

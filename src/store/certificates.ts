@@ -135,6 +135,10 @@ export class CertificateRepo {
     }
   }
 
+  private maxRowid(): number {
+    return this.db.prepare(`SELECT coalesce(max(rowid), 0) FROM certificates`).pluck().get() as number;
+  }
+
   /** Rows up to this rowid are in the trigram index; newer ones wait for indexSearch(). */
   private searchIndexedUpTo(): number {
     return Number((this.db.prepare(`SELECT value FROM meta WHERE key = 'search_indexed_rowid'`).pluck().get() as string | undefined) ?? 0);
@@ -146,11 +150,13 @@ export class CertificateRepo {
    * each row in the transaction that issues it. Safe to run from several processes at once.
    */
   indexSearch(): number {
+    // Most ticks find nothing new: see so without taking the write lock.
+    if (this.maxRowid() <= this.searchIndexedUpTo()) return 0;
     try {
       return this.db
         .transaction(() => {
           const mark = this.searchIndexedUpTo();
-          const top = (this.db.prepare(`SELECT coalesce(max(rowid), 0) FROM certificates`).pluck().get() as number) ?? 0;
+          const top = this.maxRowid();
           if (top <= mark) return 0;
           const n = this.db.prepare(`INSERT INTO cert_search (rowid, subject, sans, requester) SELECT rowid, subject, sans, requester FROM certificates WHERE rowid > ? AND rowid <= ?`).run(mark, top).changes;
           this.db.prepare(`UPDATE meta SET value = ? WHERE key = 'search_indexed_rowid'`).run(String(top));
